@@ -17,7 +17,7 @@ from shisa_spec.normalize import KANJI_NUMERAL_CHARS, nfkc, parse_kanji_numeral,
 # Units and counters recognised after a number (longest match wins). Latin ones need a word boundary.
 UNITS = sorted(
     {
-        *"個 つ 人 名 歳 才 円 本 枚 杯 匹 頭 羽 台 冊 回 度 番 日 月 年 時 分 秒 倍 割 点 階 件 歩 足 着 玉 片 粒 尾 束 袋 缶 株 房 合 膳 皿 品 種 位 号 部 滴 かけ 切れ 切 ヶ月 か月 カ月 ケ月 箇月 時間 分間 秒間 人前 種類 通り つ目 番目 グラム キロ キログラム ミリリットル リットル メートル センチ ドル セント カップ 個分".split(),
+        *"個 つ 人 名 歳 才 円 本 枚 杯 匹 頭 羽 台 冊 回 度 番 日 月 年 時 分 秒 倍 割 点 階 件 歩 足 着 玉 片 粒 尾 束 袋 缶 株 房 合 膳 皿 品 種 位 号 部 滴 かけ 切れ 切 ヶ月 か月 カ月 ケ月 箇月 時間 分間 秒間 人前 種類 通り つ目 番目 グラム キロ キログラム ミリリットル リットル メートル センチ ドル セント カップ パック 個分".split(),
         *"g kg mg ml mL l L cc cm mm m km oz lb lbs cup cups tbsp tsp dollar dollars cent cents yen % ¢ years year".split(),
     },
     key=len,

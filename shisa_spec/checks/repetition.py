@@ -5,6 +5,10 @@ Lines are compared by shape: NFKC, stripped, every digit run replaced by '#', so
 when one shape (of at least ``min_line_chars`` characters) occurs ``max_repeats`` times or
 more, or when a substring of at least ``loop_min_chars`` characters repeats back to back
 ``max_repeats`` times (a loop inside one line; 0 turns this off).
+
+Lines of complete JSON values and closed ``` code blocks are left out of the line count: data
+repeats its line shapes by design ("age": 29, for each of five people); the loop search still
+reads the whole text, and an unfinished (runaway) JSON or code block is counted as prose.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import re
 from collections import Counter
 
 from shisa_spec.checks import Output, Verdict, register
+from shisa_spec.extract import fenced_blocks, find_json
 from shisa_spec.normalize import nfkc
 
 _SCHEMA = {
@@ -30,9 +35,18 @@ def _shape(line: str) -> str:
     return re.sub(r"\d+", "#", nfkc(line).strip())
 
 
+def _prose_lines(text: str) -> list[str]:
+    spans = [(a, b) for _, _, a, b in fenced_blocks(text) if b - a > 6 and text[a:b].endswith("```")]
+    spans += [(j.start, j.end) for j in find_json(text) if j.error is None and "\n" in j.raw]
+    keep = [True] * len(text)
+    for a, b in spans:
+        keep[a:b] = [False] * (b - a)
+    return "".join(c if k or c == "\n" else " " for c, k in zip(text, keep)).splitlines()
+
+
 @register("no_repetition", _SCHEMA)
 def no_repetition(output: Output, max_repeats: int = 5, min_line_chars: int = 4, loop_min_chars: int = 20) -> Verdict:
-    shapes = Counter(s for s in map(_shape, output.text.splitlines()) if len(s) >= min_line_chars)
+    shapes = Counter(s for s in map(_shape, _prose_lines(output.text)) if len(s) >= min_line_chars)
     if shapes:
         shape, count = shapes.most_common(1)[0]
         if count >= max_repeats:
