@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shisa_spec import checks, loader
+from shisa_spec import checks, loader, plugin_gate
 from shisa_spec.cases import DEFAULT_CASES, Case, CaseFileError, CheckSpec, Suite, load_suite
 from shisa_spec.transcript import TranscriptError
 from shisa_spec.transcript import read as read_transcript
@@ -86,6 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
     g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
     g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
+    plugin_gate.add_gate_options(parser)
 
 
 def _suite(config: pytest.Config) -> Suite:
@@ -107,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.shisa_batch_size < 1:
         raise pytest.UsageError("--batch-size must be at least 1")
     _state(config)
+    config.pluginmanager.register(plugin_gate, "shisa_spec.plugin_gate")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
