@@ -174,15 +174,25 @@ class Answer:
     end: int
 
 
+_FINAL_EQ = re.compile(r"^[^\d=+\-*/×÷()<>]+=\s*[-$¥]?\s*[\d" + KANJI_NUMERAL_CHARS + r"][^=]*$")
+
+
 def final_answer(text: str) -> Answer | None:
     """The last sentence that states an answer (答えは, 最終回答, よって…, the answer is, so, …).
 
-    A final sentence of the form ``… = <number>`` also counts. Returns None when no sentence
-    carries a marker; the region runs from just after the marker to the end of its sentence.
+    The text's final sentence also counts when it assigns a value to a name (``x = 1/2``,
+    ``ボール = 50円``), but not when it is a check such as ``50 + 1050 = 1100``. Returns None
+    when no sentence carries a marker; the region runs from just after the marker to the end
+    of its sentence.
     """
     sents = sentences(text)
-    for i in range(len(sents) - 1, -1, -1):
-        s = sents[i]
+    if sents:
+        last = sents[-1]
+        body = _BULLET.sub("", last.text, count=1).strip()
+        if _FINAL_EQ.match(body) and not _ANYWHERE.search(body) and not _AT_START.match(body):
+            eq = last.text.rindex("=")
+            return Answer(last.text.strip(), "=", last.start + eq + 1, last.end)
+    for s in reversed(sents):
         hits = list(_ANYWHERE.finditer(s.text))
         if hits:
             h = hits[-1]
@@ -192,9 +202,6 @@ def final_answer(text: str) -> Answer | None:
         if m:
             off = len(s.text) - len(body)
             return Answer(s.text.strip(), m.group(), s.start + off + m.end(), s.end)
-        if i == len(sents) - 1 and re.search(r"=\s*[-$¥]?\s*[\d" + KANJI_NUMERAL_CHARS + r"][^=]*$", s.text):
-            eq = s.text.rindex("=")
-            return Answer(s.text.strip(), "=", s.start + eq + 1, s.end)
     return None
 
 

@@ -4,9 +4,15 @@ The code is extracted (``extract.python_blocks``), the function found by ``ast``
 in ``sandbox.run_function`` (a separate, limited process). Both indexings are accepted, as the
 prompt's "k個目" allows either, but consistently for every k: 0-based f(k) = F(k) with F(0)=0,
 F(1)=1, or 1-based f(k) = F(k-1).
+
+If the code fails while being defined (a demo driver such as ``k = int(input())`` at top
+level), it is run again with only its imports, functions, classes and literal assignments, as
+a grader would test the function rather than the demo; the detail says so.
 """
 
 from __future__ import annotations
+
+import ast
 
 from shisa_spec import sandbox
 from shisa_spec.checks import Output, Verdict, register
@@ -52,6 +58,26 @@ def _choose(blocks: list[str], function: str | None) -> tuple[str | None, str | 
     return None, None, problems[0] if problems else "no Python code in the answer"
 
 
+def definitions_only(source: str) -> str | None:
+    """The source's imports, functions, classes and literal assignments, or None if that changes nothing."""
+    module = ast.parse(source)
+    keep = [
+        n
+        for n in module.body
+        if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        or (isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and _literal(n.value))
+    ]
+    return ast.unparse(ast.Module(body=keep, type_ignores=[])) if len(keep) < len(module.body) else None
+
+
+def _literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+
+
 def _same(got: dict, want: int) -> bool:
     v = got.get("value")
     return "value" in got and not isinstance(v, bool) and isinstance(v, (int, float)) and v == want
@@ -62,20 +88,26 @@ def code_function(output: Output, k_values: list[int], timeout_s: float = 5, fun
     source, name, why = _choose(python_blocks(output.text), function)
     if source is None:
         return Verdict(False, why, {})
-    res = sandbox.run_function(source, name, [[k] for k in k_values], timeout_s=timeout_s, memory_mb=memory_mb)
-    ev = {"function": name, "results": res.results, "error": res.error, "timed_out": res.timed_out}
+    run = lambda src: sandbox.run_function(src, name, [[k] for k in k_values], timeout_s=timeout_s, memory_mb=memory_mb)  # noqa: E731
+    res, note = run(source), ""
+    if res.error and res.error.startswith("while defining the code") and (defs := definitions_only(source)):
+        retry = run(defs)
+        if not retry.error:
+            res, note = retry, f" (top-level code failed: {res.error.split(': ', 1)[1]}; tested the definitions alone)"
+    ev = {"function": name, "results": res.results, "error": res.error, "timed_out": res.timed_out, "note": note.strip()}
     if res.error:
         return Verdict(False, f"{name}() could not be run: {res.error}", ev)
     errors = [(k, r["error"]) for k, r in zip(k_values, res.results) if "error" in r]
     if errors:
         k, e = errors[0]
-        return Verdict(False, f"{name}({k}) raised {e}" + (f" (and {len(errors) - 1} more calls failed)" if len(errors) > 1 else ""), ev)
+        more = f" (and {len(errors) - 1} more calls failed)" if len(errors) > 1 else ""
+        return Verdict(False, f"{name}({k}) raised {e}{more}{note}", ev)
     for base, offset in (("0-based", 0), ("1-based", 1)):
         if all(_same(r, fib(k - offset)) for k, r in zip(k_values, res.results)):
-            return Verdict(True, f"{name}(k) returns the k-th Fibonacci number ({base}) for k in {k_values}", {**ev, "indexing": base})
+            return Verdict(True, f"{name}(k) returns the k-th Fibonacci number ({base}) for k in {k_values}{note}", {**ev, "indexing": base})
     got = [r.get("value", r.get("repr")) for r in res.results]
     return Verdict(
         False,
-        f"{name}(k) for k={k_values} returned {got}; expected {[fib(k) for k in k_values]} (0-based) or {[fib(k - 1) for k in k_values]} (1-based)",
+        f"{name}(k) for k={k_values} returned {got}; expected {[fib(k) for k in k_values]} (0-based) or {[fib(k - 1) for k in k_values]} (1-based){note}",
         ev,
     )

@@ -10,6 +10,7 @@ import math
 
 from shisa_spec.checks import Output, Verdict, register
 from shisa_spec.extract import Number, final_answer, numbers, unit_in
+from shisa_spec.normalize import nfkc
 
 _NUM = {"type": "number"}
 _FINAL_SCHEMA = {
@@ -50,9 +51,9 @@ def pick_final(text: str, units: list[str] | None) -> tuple[Number | None, str]:
         region = [n for n in t_nums if ans.start <= n.start < ans.end and not n.enumerator]
         with_unit = [n for n in region if _has_unit(n, units)]
         if with_unit:
-            return with_unit[0], f"answer sentence {ans.sentence!r}"
+            return with_unit[0], f"answer sentence {ans.sentence[:80]!r}"
         if region:
-            return region[-1], f"answer sentence {ans.sentence!r}"
+            return region[-1], f"answer sentence {ans.sentence[:80]!r}"
         later = [n for n in t_nums if n.start >= ans.start and not n.enumerator]
         if later:
             return next((n for n in later if _has_unit(n, units)), later[0]), f"after the answer marker {ans.marker!r}"
@@ -77,7 +78,7 @@ def final_number(
     if num is None:
         return Verdict(False, f"no number found in the answer; expected {_fmt(expected)}", {"expected": expected})
     unit = _has_unit(num, units)
-    scale = (unit_scale or {}).get(unit or "", 1)
+    scale = {nfkc(k): v for k, v in (unit_scale or {}).items()}.get(unit or "", 1)
     value = num.value * scale
     ev = {"expected": expected, "found": value, "raw": num.raw, "unit": unit, "where": where}
     shown = f"{num.raw}{' ' + unit if unit else ''}" + (f" (= {_fmt(value)})" if scale != 1 or num.raw != str(num.value) else "")

@@ -22,6 +22,14 @@ def test_correct_functions_pass_with_either_indexing():
     assert v.passed and v.evidence["indexing"] == "1-based"
 
 
+def test_demo_driver_at_top_level_does_not_hide_a_correct_function():
+    src = "```python\nmemo = {0: 0, 1: 1}\ndef fib(k):\n    if k not in memo:\n        memo[k] = fib(k - 1) + fib(k - 2)\n    return memo[k]\n\nk = int(input('k: '))\nprint(fib(k))\n```"
+    v = check(src)
+    assert v.passed and "tested the definitions alone" in v.detail and "EOFError" in v.detail
+    broken = src.replace("fib(k - 2)", "fib(k - 3)")
+    assert not check(broken).passed
+
+
 def test_mixed_indexing_fails():
     src = "def f(k):\n    if k == 1:\n        return 0\n    a, b = 0, 1\n    for _ in range(k):\n        a, b = b, a + b\n    return a\n"
     v = check(src)

@@ -31,6 +31,12 @@ def test_json_valid_fenced_and_prose():
     assert valid('答え: [{"name": "太郎"}] です').passed
 
 
+def test_single_document_is_the_largest():
+    text = '例: {"x": 1}\n本番:\n{"name": "太郎", "age": 29, "family": ["二郎"]}'
+    assert valid(text, PERSON).passed
+    assert not valid('{"name": "太郎", "age": 29, "family": []}\n{"a": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]}', PERSON).passed
+
+
 def test_json_valid_schema_errors_name_the_path():
     v = valid('{"name": "太郎", "age": "29歳", "family": []}', PERSON)
     assert not v.passed and "$.age" in v.detail

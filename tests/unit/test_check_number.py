@@ -26,6 +26,8 @@ def final(text, expected, **params):
         ("2x = 1\nx = 1/2", 0.5, {}),
         ("太郎と二郎の二人です。答えは2人です。", 2, {"units": ["人"]}),
         ("The answer is 1,100.", 1100, {}),
+        ("答えは50円です。\n検算: 50 + 1050 = 1100", 50, {"units": ["円"]}),
+        ("Therefore, 2x = 1.\nx = 0.5", 0.5, USD),
     ],
 )
 def test_final_number_passes(text, expected, params):

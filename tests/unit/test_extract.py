@@ -44,6 +44,13 @@ def test_final_answer_markers():
     assert final_answer("The answer is 3 apples.").marker.lower() == "the answer is"
 
 
+def test_final_assignment_beats_earlier_markers_but_checks_do_not():
+    a = final_answer("Therefore, 2x = 1.\nx = 0.5")
+    assert a.marker == "=" and a.sentence == "x = 0.5"
+    a = final_answer("答えは50円です。\n検算: 50 + 1050 = 1100")
+    assert a.marker == "答えは"
+
+
 def test_final_answer_none_without_marker():
     assert final_answer("残っているリンゴの数は3個です。") is None
     assert final_answer("") is None

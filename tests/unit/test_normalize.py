@@ -97,3 +97,12 @@ def test_contains_term_word_boundaries_for_latin_only():
     assert contains_term(fold("たこ焼きのタコ"), fold("タコ"))
     assert contains_term(fold("ＷＡＳＨＩＮＧＴＯＮ's"), fold("Washington"))
     assert not contains_term("anything", "")
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.sampled_from(["個", "人", "円", "つ"]))
+def test_numerals_in_running_text_are_extracted(n, unit):
+    from shisa_spec.extract import numbers
+
+    for rendered in (to_kanji(n), full_width(n), f"{n:,}"):
+        found = numbers(f"答えは{rendered}{unit}です。")
+        assert [(x.value, x.unit) for x in found] == [(n, unit)], rendered
