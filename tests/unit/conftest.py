@@ -1,0 +1,36 @@
+"""Shared fixtures for the harness's own tests: a pytester workspace that runs the real spec module."""
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_TEST = ROOT / "tests" / "spec" / "test_spec.py"
+DOCUMENT = ROOT / "fixtures" / "transcripts" / "document.jsonl"
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def spec_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester dir holding the project's spec test module and its marker config."""
+    pytester.makefile(".ini", pytest='[pytest]\nmarkers =\n    gpu: spec\n    slow: slow\nxfail_strict = true\n')
+    pytester.makepyfile(test_spec=SPEC_TEST.read_text(encoding="utf-8"))
+    return pytester
+
+
+@pytest.fixture
+def run_spec(spec_pytester: pytest.Pytester):
+    """Run the spec inside spec_pytester: run_spec(*pytest_args, subprocess=False) -> RunResult.
+
+    Runs that import torch must use subprocess=True: an inline run drops the modules first
+    imported inside it, and torch cannot be imported twice in one process.
+    """
+
+    def run(*args: str, subprocess: bool = False) -> pytest.RunResult:
+        argv = ["-p", "shisa_spec.plugin", "-m", "gpu", "-p", "no:cacheprovider", "-rA", *args]
+        if subprocess:
+            return spec_pytester.runpytest_subprocess(*argv)
+        return spec_pytester.runpytest(*argv)
+
+    return run
