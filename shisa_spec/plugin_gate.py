@@ -45,6 +45,7 @@ class Gate:
             except TranscriptError as e:
                 raise pytest.UsageError(f"--baseline: {e}") from None
         self.selected: set[tuple[str, str]] = set()
+        self._ids: set[tuple[str, str]] | None = None
         self.comparison: compare.Comparison | None = None
         self.written: tuple[Path, Path] | None = None
 
@@ -54,10 +55,10 @@ class Gate:
         pid = _param_id(nodeid)
         if not pid or "." not in pid:
             return None
-        case_id, check_id = pid.rsplit(".", 1)
-        suite = plugin._suite(self.config)
-        ids = {(c.id, s.id) for c in suite.cases for s in c.checks}
-        return (case_id, check_id) if (case_id, check_id) in ids else None
+        if self._ids is None:
+            self._ids = {(c.id, s.id) for c in plugin._suite(self.config).cases for s in c.checks}
+        pair = tuple(pid.rsplit(".", 1))
+        return pair if pair in self._ids else None  # type: ignore[return-value]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup":

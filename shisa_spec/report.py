@@ -215,7 +215,7 @@ def _changes(comp: Comparison) -> str:
     body = ("<table><tr><th>Case</th><th>Check</th><th>Change</th><th>Baseline</th><th>Candidate</th></tr>" + "".join(rows) + "</table>") if rows \
         else '<p class="detail">No check changed its verdict.</p>'
     extra = []
-    changed = [c for c in comp.changed_outputs]
+    changed = comp.changed_outputs
     if changed:
         extra.append("<li>Output changed: " + ", ".join(
             f'<a href="#{_anchor(c.case)}">{escape(c.case)}</a>'
