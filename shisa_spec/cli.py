@@ -45,7 +45,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="shisa-spec", description=__doc__)
+    p = argparse.ArgumentParser(prog="shisa-spec", description=__doc__.replace("``", ""))
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("report", help="HTML report and Markdown summary from a candidate transcript (and a baseline)")
     r.add_argument("--candidate", required=True, help="transcript of the run under review")
