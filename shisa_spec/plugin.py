@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shisa_spec import checks, loader, plugin_gate
+from shisa_spec import checks, loader, plugin_gate, tokenizer_spec
 from shisa_spec.cases import DEFAULT_CASES, Case, CaseFileError, CheckSpec, Suite, load_suite
 from shisa_spec.transcript import TranscriptError
 from shisa_spec.transcript import read as read_transcript
@@ -87,6 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
     g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
     plugin_gate.add_gate_options(parser)
+    tokenizer_spec.add_tokenizer_options(parser)
 
 
 def _suite(config: pytest.Config) -> Suite:
