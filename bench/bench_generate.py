@@ -77,7 +77,6 @@ def build_random_model(save_dir: Path, tokenizer_dir: Path) -> int:
     model.generation_config.use_cache = False  # shisa-7b-v1's generation_config.json quirk
     nbytes = loader.weight_bytes(model)
     model.save_pretrained(save_dir, safe_serialization=True, max_shard_size="5GB")
-    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(save_dir)
     del model
     gc.collect()
     torch.cuda.empty_cache()
@@ -188,6 +187,9 @@ def main() -> None:
         t0 = time.perf_counter()
         build_random_model(save, Path(args.tokenizer))
         out["build_and_save_s"] = time.perf_counter() - t0
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(args.tokenizer).save_pretrained(save)  # shisa's chat template, BOS/EOS, no pad
     out["weight_file_bytes"] = sum(f.stat().st_size for f in save.glob("*.safetensors"))
     cold = drop_page_cache()
     out["read_files_s"] = read_files_once(save)
