@@ -58,7 +58,10 @@ def test_not_a_model_is_one_line(tmp_path, make, message):
 
 
 def test_missing_model_offline_names_it_and_how_to_point_at_a_copy(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # read at import time; patch the live value too
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(loader.ModelLoadError) as e:
         load("augmxnt/shisa-7b-v1")
