@@ -124,9 +124,8 @@ class Profile:
     template_quirks: tuple[dict[str, Any], ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    @property
-    def snapshot_path(self) -> Path:
-        return SNAPSHOTS_DIR / f"{self.name}.json"
+    def snapshot_path(self, directory: str | Path | None = None) -> Path:
+        return (_repo_path(str(directory)) if directory else SNAPSHOTS_DIR) / f"{self.name}.json"
 
 
 def _field(path: list[Any]) -> str:
@@ -204,6 +203,7 @@ class Target:
     revision: str | None
     trust_remote_code: bool
     unavailable: str | None = None
+    snapshot_dir: str | None = None
 
     @property
     def name(self) -> str:
@@ -211,6 +211,10 @@ class Target:
 
     def tokenizer(self) -> Any:
         return load_tokenizer(self.source, self.revision, self.trust_remote_code)
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.profile.snapshot_path(self.snapshot_dir)
 
     def snapshot_header(self) -> dict[str, Any]:
         return {"profile": self.name, "tokenizer": self.profile.tokenizer, "cases": _rel(DEFAULT_CASES)}
@@ -279,7 +283,8 @@ def targets(config: pytest.Config) -> list[Target]:
         why = availability(prof.tokenizer, revision)
         if why and chosen:
             raise pytest.UsageError(f"--tokenizer-profile {prof.name}: {why}")
-        out.append(Target(prof, prof.tokenizer, revision, bool(getattr(opt, "shisa_trust_remote_code", False)), why))
+        out.append(Target(prof, prof.tokenizer, revision, bool(getattr(opt, "shisa_trust_remote_code", False)), why,
+                          getattr(opt, "shisa_snapshot_dir", None)))
     return out
 
 
@@ -351,6 +356,8 @@ def add_tokenizer_options(parser: pytest.Parser) -> None:
                 help="compare chars/token with this tokenizer: a drop beyond the profile's max_drop fails")
     g.addoption("--update-snapshots", dest="shisa_update_snapshots", action="store_true",
                 help="accept token-id/template drift: rewrite fixtures/snapshots/<profile>.json and report the changes")
+    g.addoption("--snapshot-dir", dest="shisa_snapshot_dir", default=None, metavar="DIR",
+                help="where the tokenizer snapshots live (default fixtures/snapshots)")
 
 
 class SnapshotReport:

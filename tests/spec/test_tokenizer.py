@@ -142,17 +142,17 @@ def test_snapshot(target, case_id, kind, request, snapshot_report):
     key = f"{case_id}/{kind}"
     try:
         outcome = snapshots.check_snapshot(
-            target.profile.snapshot_path, key, value, update=request.config.option.shisa_update_snapshots,
+            target.snapshot_path, key, value, update=request.config.option.shisa_update_snapshots,
             header=target.snapshot_header(), label=target.name,
         )
-    except snapshots.SnapshotError as e:
+    except (snapshots.SnapshotError, snapshots.SnapshotMismatch, snapshots.SnapshotMissing) as e:
         pytest.fail(str(e), pytrace=False)
     snapshot_report.outcomes.append((target.name, key, outcome))
 
 
 def test_snapshot_unused_entries(target, request, snapshot_report):
     """Entries for cases no longer in the case file: a warning line (removed by --update-snapshots)."""
-    path = target.profile.snapshot_path
+    path = target.snapshot_path
     try:
         unused = snapshots.unused(path, ts.snapshot_keys(CASE_IDS))
         if unused and request.config.option.shisa_update_snapshots:
