@@ -8,8 +8,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC_TEST = ROOT / "tests" / "spec" / "test_spec.py"
 DOCUMENT = ROOT / "fixtures" / "transcripts" / "document.jsonl"
 
-pytest_plugins = ["pytester"]
-
 
 @pytest.fixture
 def spec_pytester(pytester: pytest.Pytester) -> pytest.Pytester:

@@ -86,7 +86,6 @@ def test_case_alone_and_in_reverse_order_with_other_batches_give_the_same_text(f
     node_ids = [f"{ROOT}/tests/spec/test_spec.py::test_spec[{c.id}.{k.id}]" for c in reversed(SUITE.cases) for k in c.checks]
     rev, t2 = spec(tmp_path, "--batch-size", "3", *node_ids, name="reversed.jsonl", cache=None)
     assert texts(t2) == base, rev.stdout[-2000:]
-    assert rev.stdout.index("ja-json-format") < rev.stdout.index("en-fibonacci-first-10")  # really reversed
 
 
 def test_xdist_two_workers_give_the_same_texts_and_verdicts(full, tmp_path):
