@@ -154,6 +154,7 @@ def load(opts: LoadOptions) -> LoadedModel:
             why = f"--quantize {opts.quantize}" if opts.quantize != "none" else f"--device {opts.device}"
             raise NoCudaError(f"{why} needs CUDA, and torch sees no CUDA device (torch {torch.__version__})")
     _check_local_dir(opts.model)
+    transformers.utils.logging.disable_progress_bar()  # one bar per weight file would drown pytest's output
     dtype = resolve_dtype(opts.dtype, opts.device)
     qconfig = _quantization_config(opts.quantize, dtype)
     common = {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
