@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import time
@@ -66,7 +65,7 @@ def copy_bandwidth(nbytes: int = 2 << 30, reps: int = 10) -> float:
 
 
 def build_random_model(save_dir: Path, tokenizer_dir: Path) -> int:
-    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+    from transformers import MistralConfig, MistralForCausalLM
 
     cfg = MistralConfig(**SHISA_CONFIG)
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shisa_spec.normalize import KANJI_NUMERAL_CHARS, nfkc, parse_kanji_numeral, parse_number
+from shisa_spec.normalize import KANJI_NUMERAL_CHARS, nfkc, parse_number
 
 # Units and counters recognised after a number (longest match wins). Latin ones need a word boundary.
 UNITS = sorted(

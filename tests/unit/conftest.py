@@ -1,5 +1,6 @@
 """Shared fixtures for the harness's own tests: a pytester workspace that runs the real spec module."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,19 @@ def run_spec(spec_pytester: pytest.Pytester):
         return spec_pytester.runpytest(*argv)
 
     return run
+
+
+@pytest.fixture
+def edited_document(tmp_path: Path):
+    """edited_document({case: (output, finish_reason)}) -> path of the document transcript with those answers replaced."""
+
+    def edit(changes: dict, name: str = "edited.jsonl") -> Path:
+        records = [json.loads(line) for line in DOCUMENT.read_text(encoding="utf-8").splitlines()]
+        for r in records:
+            if r["case"] in changes:
+                r["output"], r["finish_reason"] = changes[r["case"]]
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        return path
+
+    return edit

@@ -1,13 +1,10 @@
 """The upgrade gate in a real pytest run (pytester): --baseline fails on regressions and names them; --report writes."""
 
-import json
 from pathlib import Path
 
 import pytest
 
 from shisa_spec.cases import DEFAULT_CASES, FIXTURES
-
-pytest_plugins = ["pytester"]
 
 ROOT = FIXTURES.parent
 SPEC_TEST = ROOT / "tests" / "spec" / "test_spec.py"
@@ -27,15 +24,10 @@ def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
                        "--cases", str(DEFAULT_CASES), *args)
 
 
-def fixed_bat_and_ball(tmp: Path) -> Path:
+@pytest.fixture
+def fixed_bat_and_ball(edited_document) -> Path:
     """The document's transcript with ja-bat-and-ball answered correctly (a marked check passes)."""
-    recs = [json.loads(line) for line in DOCUMENT.read_text(encoding="utf-8").splitlines()]
-    for r in recs:
-        if r["case"] == "ja-bat-and-ball":
-            r["output"], r["finish_reason"] = "最終回答：ボールは50円です。", "eos"
-    path = tmp / "fixed.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
-    return path
+    return edited_document({"ja-bat-and-ball": ("最終回答：ボールは50円です。", "eos")}, name="fixed.jsonl")
 
 
 def test_regression_fails_the_run_and_names_case_check_and_outputs(spec_dir):
@@ -64,10 +56,10 @@ def test_regression_fails_the_run_and_names_case_check_and_outputs(spec_dir):
     assert "❌ 1 regression" in (spec_dir.path / "out.md").read_text(encoding="utf-8")
 
 
-def test_the_gate_alone_fails_a_run_whose_tests_pass(spec_dir, tmp_path):
+def test_the_gate_alone_fails_a_run_whose_tests_pass(spec_dir, fixed_bat_and_ball):
     # The baseline answered ja-bat-and-ball; the candidate (the document) fails it again. That check is
     # marked as a known failure, so every test passes or xfails: only the gate catches the regression.
-    result = run(spec_dir, "--replay", str(DOCUMENT), "--baseline", str(fixed_bat_and_ball(tmp_path)))
+    result = run(spec_dir, "--replay", str(DOCUMENT), "--baseline", str(fixed_bat_and_ball))
     outcomes = result.parseoutcomes()
     assert "failed" not in outcomes and "errors" not in outcomes and outcomes["xfailed"] == 17
     assert result.ret == pytest.ExitCode.TESTS_FAILED

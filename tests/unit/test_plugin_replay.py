@@ -1,6 +1,5 @@
 """The spec agrees with the document: replaying its transcript passes every check except the known failures."""
 
-import json
 
 import pytest
 
@@ -31,7 +30,6 @@ def test_collect_lists_every_case(run_spec, spec_pytester):
 def test_document_replay_matches_known_failures(run_spec, spec_pytester):
     result = run_spec("--replay", str(DOCUMENT))
     result.assert_outcomes(passed=len(ALL) - len(KNOWN), xfailed=len(KNOWN))
-    out = result.stdout.str()
     for case, check in KNOWN:
         assert any(l.startswith("XFAIL ") and f"test_spec.py::{node(case, check)} " in l for l in result.stdout.lines), (case, check)
 
@@ -43,13 +41,8 @@ def test_runxfail_fails_exactly_the_known_failures(run_spec, spec_pytester):
     assert failed == {node(c, k) for c, k in KNOWN}
 
 
-def test_improvement_is_a_strict_xpass(run_spec, spec_pytester, tmp_path):
-    records = [json.loads(line) for line in DOCUMENT.read_text(encoding="utf-8").splitlines()]
-    for r in records:
-        if r["case"] == "ja-family-children":
-            r["output"], r["finish_reason"] = "夏菜子には2人の子供がいます。太郎と二郎です。", "eos"
-    path = tmp_path / "better.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+def test_improvement_is_a_strict_xpass(run_spec, edited_document):
+    path = edited_document({"ja-family-children": ("夏菜子には2人の子供がいます。太郎と二郎です。", "eos")})
     result = run_spec("--replay", str(path))
     result.assert_outcomes(passed=len(ALL) - len(KNOWN), xfailed=len(KNOWN) - 3, failed=3)
     assert "[XPASS(strict)]" in result.stdout.str()
