@@ -150,6 +150,20 @@ def measure_baseline(loaded, reqs: list[Request], new_tokens: int) -> dict:
             "tokens_per_s": len(reqs) * new_tokens / total, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
+def measure_floor(loaded, reqs: list[Request], new_tokens: int) -> dict:
+    """transformers' greedy generate() with the static cache and no logits processor: the loop's own floor."""
+    model, tok = loaded.model, loaded.tokenizer
+    enc = tok([r.rendered for r in reqs], add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
+    kw = dict(do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=tok.pad_token_id,
+              use_cache=True, cache_implementation="static")
+    for _ in range(2):
+        model.generate(**enc, **kw)
+    t0 = sync_time()
+    model.generate(**enc, **kw)
+    total = sync_time() - t0
+    return {"seconds": total, "ms_per_step": total / new_tokens * 1e3}
+
+
 def batch_divergence(loaded, reqs: list[Request], static: bool, new_tokens: int) -> dict:
     """How many cases' texts differ between the batched plan and batch-1 runs (random weights: a worst case)."""
     batched = Engine(loaded, batch_size=len(reqs), static_cache=static).generate(reqs)
@@ -168,7 +182,7 @@ def free(loaded) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench.json")
-    ap.add_argument("--parts", default="core", help="comma list of: core, baseline, divergence, quant")
+    ap.add_argument("--parts", default="core", help="comma list of: core, floor, baseline, divergence, quant")
     ap.add_argument("--tokenizer", default=str(ROOT / "fixtures" / "tiny-shisa"))
     ap.add_argument("--save-dir", default="/tmp/shisa-random-7b")
     ap.add_argument("--new-tokens", type=int, default=256)
@@ -217,6 +231,10 @@ def main() -> None:
         best = min((out[k]["seconds"] for k in ("plan_static", "plan_dynamic") if k in out), default=None)
         if best:
             out["speedup_over_baseline"] = b["seconds"] * len(reqs) / b["cases"] / best
+    if "floor" in parts:
+        out["floor_static_greedy"] = measure_floor(loaded, reqs, args.new_tokens)
+        out["floor_static_greedy"]["ratio_to_limit"] = out["floor_static_greedy"]["ms_per_step"] / out["limit_ms_per_step"]
+        log(f"floor: {json.dumps(out['floor_static_greedy'])}")
     if "divergence" in parts:
         out["divergence"] = batch_divergence(loaded, reqs, True, args.new_tokens)
         log(f"divergence: {json.dumps(out['divergence'])}")
