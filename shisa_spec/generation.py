@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 from shisa_spec.cases import GenerationSettings
 
-ENGINE_VERSION = "2"  # bump when a change alters generated text (part of the cache key)
+ENGINE_VERSION = "1"  # bump when a change alters generated text (part of the cache key)
 
 
 def case_seed(seed: int, case_id: str) -> int:
@@ -52,17 +52,12 @@ class GenerationOOM(RuntimeError):
 
 
 class RowSampler:
-    """Per-row repetition penalty, temperature, top-p and Gumbel-max sampling (a LogitsProcessor).
+    """Per-row repetition penalty, temperature, top-p and Gumbel-max noise (a LogitsProcessor).
 
-    Each step a row draws ``candidates`` uniforms from its own generator and samples among its top
-    ``candidates`` tokens; that is exact whenever the nucleus lies within them (always, at the spec's
-    temperature 0.3). A row whose nucleus is larger also draws a full-vocabulary noise vector and
-    samples over the exact nucleus. Both decisions are the row's own, so its random stream, and so its
-    text, never depends on the other rows. Sorting the whole vocabulary every step cost more than the
-    model's forward pass on an H100 (bench/), hence the candidate set.
+    On the H100 benchmark it adds about 0.6 ms per decode step over transformers' own greedy loop
+    (12.06 vs 11.46 ms at batch 16). A top-1024 candidate set with a per-row fallback was slower
+    (16.66 ms): the fallback's host sync and the large-k topk cost more than the sort they avoid.
     """
-
-    candidates = 1024
 
     def __init__(self, seeds: Sequence[int], pad_lens: Sequence[int], settings: GenerationSettings, device: Any):
         import torch
@@ -75,62 +70,37 @@ class RowSampler:
             g.manual_seed(s)
             self.generators.append(g)
 
-    def _penalise(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        batch, vocab = scores.shape
-        ids = input_ids.clone()
-        positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-        pads = torch.tensor(self.pad_lens, device=ids.device).unsqueeze(1)
-        ids[positions < pads] = vocab  # left padding goes to a dummy column, dropped below
-        seen = torch.zeros(batch, vocab + 1, dtype=torch.bool, device=scores.device)
-        seen.scatter_(1, ids.to(scores.device), True)
-        p = self.settings.repetition_penalty
-        return torch.where(seen[:, :vocab], torch.where(scores > 0, scores / p, scores * p), scores)
-
-    @staticmethod
-    def _gumbel(u: Any) -> Any:
-        import torch
-
-        return -torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
-
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         s = self.settings
         scores = scores.float()
+        batch, vocab = scores.shape
         if s.repetition_penalty != 1.0:
-            scores = self._penalise(input_ids, scores)
+            ids = input_ids.clone()
+            positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+            pads = torch.tensor(self.pad_lens, device=ids.device).unsqueeze(1)
+            ids[positions < pads] = vocab  # a dummy column, dropped below
+            seen = torch.zeros(batch, vocab + 1, dtype=torch.bool, device=scores.device)
+            seen.scatter_(1, ids.to(scores.device), True)
+            seen = seen[:, :vocab]
+            penalised = torch.where(scores > 0, scores / s.repetition_penalty, scores * s.repetition_penalty)
+            scores = torch.where(seen, penalised, scores)
         if not s.do_sample:
             return scores
         scores = scores / s.temperature
-        batch, vocab = scores.shape
-        k = min(self.candidates, vocab)
-        top_vals, top_idx = scores.topk(k, dim=-1)  # descending
-        lse = torch.logsumexp(scores, dim=-1, keepdim=True)
-        probs = (top_vals - lse).exp()
-        before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
-        keep = before < s.top_p  # transformers' TopP rule, seen from the top; the first token always stays
-        noise = torch.stack([torch.rand(k, generator=g, device=scores.device) for g in self.generators])
-        pick = torch.where(keep, top_vals + self._gumbel(noise), float("-inf")).argmax(-1)
-        chosen = top_idx.gather(1, pick.unsqueeze(1)).squeeze(1)
-        if k < vocab:
-            for row in (keep[:, -1]).nonzero().flatten().tolist():  # nucleus reaches past the candidates
-                chosen[row] = self._full_nucleus(scores[row], s.top_p, self.generators[row])
-        out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, chosen.unsqueeze(1), 0.0)
-        return out
-
-    @classmethod
-    def _full_nucleus(cls, row_scores: Any, top_p: float, generator: Any) -> int:
-        import torch
-
-        vals, idx = row_scores.sort(descending=True)
-        probs = vals.softmax(-1)
-        keep = (probs.cumsum(-1) - probs) < top_p
-        u = torch.rand(row_scores.shape[0], generator=generator, device=row_scores.device)
-        pick = torch.where(keep, vals + cls._gumbel(u), float("-inf")).argmax()
-        return int(idx[pick])
+        if s.top_p < 1.0:
+            sorted_logits, sorted_idx = torch.sort(scores, descending=False, dim=-1)
+            cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+            remove_sorted = cum <= (1 - s.top_p)
+            remove_sorted[..., -1:] = False  # keep at least the most likely token
+            remove = remove_sorted.scatter(1, sorted_idx, remove_sorted)
+            scores = scores.masked_fill(remove, float("-inf"))
+        noise = torch.stack(
+            [torch.rand(vocab, generator=g, device=scores.device, dtype=torch.float32) for g in self.generators]
+        )
+        gumbel = -torch.log(-torch.log(noise.clamp_(1e-20, 1.0 - 1e-7)))
+        return scores + gumbel
 
 
 def plan_batches(requests: Iterable[Request], batch_size: int) -> list[list[Request]]:

@@ -83,21 +83,3 @@ def test_sampler_top_p_never_picks_a_filtered_token_and_follows_the_distribution
     counts = [picks.count(i) for i in range(4)]
     assert counts[2] == counts[3] == 0  # outside the 0.9 nucleus
     assert abs(counts[0] / 2000 - 2 / 3) < 0.04 and abs(counts[1] / 2000 - 1 / 3) < 0.04
-
-
-def test_rows_whose_nucleus_passes_the_candidates_sample_exactly_and_independently(monkeypatch):
-    monkeypatch.setattr(RowSampler, "candidates", 2)
-    s = GenerationSettings(temperature=1.0, top_p=0.99, repetition_penalty=1.0)
-    flat = torch.log(torch.tensor([0.3, 0.3, 0.2, 0.2]))  # nucleus: all 4 tokens, past 2 candidates
-    peaked = torch.log(torch.tensor([0.995, 0.003, 0.001, 0.001]))  # nucleus: 1 token
-    ids = torch.zeros(2, 1, dtype=torch.long)
-
-    def picks(rows, seeds, steps=50):
-        sampler = RowSampler(seeds, [0] * len(rows), s, "cpu")
-        return [sampler(ids[: len(rows)], torch.stack(rows).clone()).argmax(-1).tolist() for _ in range(steps)]
-
-    together = picks([flat, peaked], [7, 8])
-    alone_flat, alone_peaked = picks([flat], [7]), picks([peaked], [8])
-    assert [p[0] for p in together] == [p[0] for p in alone_flat]
-    assert [p[1] for p in together] == [p[0] for p in alone_peaked] == [0] * 50
-    assert {p[0] for p in alone_flat} == {0, 1, 2, 3}  # tokens beyond the 2 candidates are reachable
