@@ -63,7 +63,7 @@ class RowSampler:
         import torch
 
         self.settings = settings
-        self.pad_lens = list(pad_lens)
+        self.pad_lens = torch.tensor(list(pad_lens), device=device).unsqueeze(1)  # once: a per-step copy would sync
         self.generators = []
         for s in seeds:
             g = torch.Generator(device=device)
@@ -79,8 +79,7 @@ class RowSampler:
         if s.repetition_penalty != 1.0:
             ids = input_ids.clone()
             positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-            pads = torch.tensor(self.pad_lens, device=ids.device).unsqueeze(1)
-            ids[positions < pads] = vocab  # a dummy column, dropped below
+            ids[positions < self.pad_lens] = vocab  # a dummy column, dropped below
             seen = torch.zeros(batch, vocab + 1, dtype=torch.bool, device=scores.device)
             seen.scatter_(1, ids.to(scores.device), True)
             seen = seen[:, :vocab]
@@ -194,6 +193,14 @@ class Engine:
             )
         return results
 
+    def _compiled_step(self) -> Any:
+        """The model's forward compiled once per engine: static shapes (dynamic=False) and CUDA graphs."""
+        import torch
+
+        if getattr(self, "_step", None) is None:
+            self._step = torch.compile(self.loaded.model.__call__, mode="reduce-overhead", dynamic=False, fullgraph=False)
+        return self._step
+
     def _decode_loop(self, input_ids: Any, attention: Any, sampler: RowSampler, settings: GenerationSettings) -> Any:
         """Our own decode loop over a static KV cache, replacing generate() for --static-cache on.
 
@@ -223,7 +230,8 @@ class Engine:
         ckw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, **{ckw: cache},
                     cache_position=torch.arange(plen, device=dev), use_cache=True, logits_to_keep=1)
-        step = model.get_compiled_call(None) if dev.type == "cuda" else model.__call__
+        step = self._compiled_step() if dev.type == "cuda" else model.__call__
+        cache_positions = torch.arange(plen, total, device=dev)  # on the device: a per-step host copy would sync
         eos, pad = tok.eos_token_id, tok.pad_token_id
         finished = torch.zeros(batch, dtype=torch.bool, device=dev)
         steps = 0
@@ -238,5 +246,5 @@ class Engine:
             if t == n_new - 1 or (t % 16 == 15 and bool(finished.all())):
                 break
             out = step(input_ids=nxt.unsqueeze(1), attention_mask=mask, position_ids=(valid + t).unsqueeze(1),
-                       **{ckw: cache}, cache_position=torch.tensor([plen + t], device=dev), use_cache=True)
+                       **{ckw: cache}, cache_position=cache_positions[t : t + 1], use_cache=True)
         return hist[:, : plen + steps]
