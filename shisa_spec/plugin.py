@@ -110,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--batch-size must be at least 1")
     _state(config)
     config.pluginmanager.register(plugin_gate, "shisa_spec.plugin_gate")
+    tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -14,6 +14,7 @@ profile whose tokenizer is the ``--model`` being gated, and ``--trust-remote-cod
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,6 +367,20 @@ class SnapshotReport:
     def __init__(self) -> None:
         self.outcomes: list[tuple[str, str, str]] = []  # (profile, key, outcome)
         self.unused: list[tuple[str, str, list[str]]] = []  # (profile, file, keys)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Under xdist, hand this worker's outcomes to the controller, which prints the summary."""
+        out = getattr(session.config, "workeroutput", None)
+        if out is not None:
+            out["shisa_snapshots"] = json.dumps({"outcomes": self.outcomes, "unused": self.unused})
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = (getattr(node, "workeroutput", None) or {}).get("shisa_snapshots")
+        if data:
+            got = json.loads(data)
+            self.outcomes += [tuple(o) for o in got["outcomes"] if tuple(o) not in self.outcomes]
+            self.unused += [tuple(u) for u in got["unused"] if tuple(u) not in self.unused]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         tr = terminalreporter
