@@ -75,67 +75,41 @@ def test_yaml_syntax_error_names_line(tmp_path):
     assert "c.yaml" in msg and "YAML syntax error at line" in msg
 
 
-def test_wrong_type_names_case_and_field(tmp_path):
+def _set(path, value):
+    def mutate(data):
+        *parents, last = path
+        target = data
+        for key in parents:
+            target = target[key]
+        if value is DELETE:
+            del target[last]
+        else:
+            target[last] = value(data) if callable(value) else value
+    return mutate
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (_set(["cases", 3, "checks", 0, "params", "expected"], "fifty"), ["case 'ja-bat-and-ball'", "checks[0].params.expected"]),
+    (_set(["cases", 0, "prompt"], DELETE), ["case 'en-fibonacci-first-10'", "'prompt' is a required property"]),
+    (_set(["cases", 1, "promt"], "typo"), ["case 'en-first-president'", "promt"]),
+    (_set(["cases", 2, "checks", 0, "check"], "final_nubmer"), ["case 'ja-apples-remaining'", "checks[0].check", "final_number"]),
+    (_set(["cases", 4, "known_failures", 0, "check"], "nonexistent"), ["case 'en-bat-and-ball'", "known_failures[0].check"]),
+    (_set(["cases", 1, "id"], lambda d: d["cases"][0]["id"]), ["duplicate case id"]),
+    (_set(["cases", 0, "id"], "Bad Id"), ["case 'Bad Id'", "field id"]),
+    (_set(["cases", 15, "checks", 0, "params", "schema"], "missing.schema.json"), ["case 'ja-json-format'", "no schema file"]),
+    (_set(["cases", 0, "generation"], {"top_p": 1.5}), ["case 'en-fibonacci-first-10'", "generation.top_p"]),
+], ids=["wrong-type", "missing-field", "unknown-field", "unknown-check", "bad-known-failure", "duplicate-id",
+        "bad-id", "missing-schema-file", "out-of-range"])
+def test_malformed_case_file_is_one_line_naming_file_case_and_field(tmp_path, mutate, expected):
     data = raw()
-    data["cases"][3]["checks"][0]["params"]["expected"] = "fifty"
+    mutate(data)
     msg = error_of(tmp_path, data)
-    assert "case 'ja-bat-and-ball'" in msg and "checks[0].params.expected" in msg and "c.yaml" in msg
-
-
-def test_missing_required_field(tmp_path):
-    data = raw()
-    del data["cases"][0]["prompt"]
-    msg = error_of(tmp_path, data)
-    assert "case 'en-fibonacci-first-10'" in msg and "'prompt' is a required property" in msg
-
-
-def test_unknown_top_level_field_in_case(tmp_path):
-    data = raw()
-    data["cases"][1]["promt"] = "typo"
-    msg = error_of(tmp_path, data)
-    assert "case 'en-first-president'" in msg and "promt" in msg
-
-
-def test_unknown_check_lists_known_ones(tmp_path):
-    data = raw()
-    data["cases"][2]["checks"][0]["check"] = "final_nubmer"
-    msg = error_of(tmp_path, data)
-    assert "case 'ja-apples-remaining'" in msg and "checks[0].check" in msg and "final_number" in msg
-
-
-def test_known_failure_must_name_a_check_of_the_case(tmp_path):
-    data = raw()
-    data["cases"][4]["known_failures"][0]["check"] = "nonexistent"
-    msg = error_of(tmp_path, data)
-    assert "case 'en-bat-and-ball'" in msg and "known_failures[0].check" in msg
-
-
-def test_duplicate_case_id(tmp_path):
-    data = raw()
-    data["cases"][1]["id"] = data["cases"][0]["id"]
-    msg = error_of(tmp_path, data)
-    assert "duplicate case id" in msg
-
-
-def test_bad_case_id_pattern(tmp_path):
-    data = raw()
-    data["cases"][0]["id"] = "Bad Id"
-    msg = error_of(tmp_path, data)
-    assert "case 'Bad Id'" in msg and "field id" in msg
-
-
-def test_missing_schema_file(tmp_path):
-    data = raw()
-    data["cases"][15]["checks"][0]["params"]["schema"] = "missing.schema.json"
-    msg = error_of(tmp_path, data)
-    assert "case 'ja-json-format'" in msg and "no schema file" in msg
-
-
-def test_generation_settings_out_of_range(tmp_path):
-    data = raw()
-    data["cases"][0]["generation"] = {"top_p": 1.5}
-    msg = error_of(tmp_path, data)
-    assert "case 'en-fibonacci-first-10'" in msg and "generation.top_p" in msg
+    assert "c.yaml" in msg
+    for part in expected:
+        assert part in msg
 
 
 def test_not_utf8(tmp_path):
