@@ -143,29 +143,60 @@ def _expected_weight_bytes(model: str) -> int | None:
     return None
 
 
-def load(opts: LoadOptions) -> LoadedModel:
-    """Load tokenizer and model; raise ModelLoadError (one line) on anything a user can fix."""
+@dataclass
+class Prepared:
+    """What is known before the weights are read: the tokenizer and the run's provenance.
+
+    Enough to render prompts and compute cache keys, so a run served from the cache never loads
+    the weights.
+    """
+
+    tokenizer: Any
+    options: LoadOptions
+    provenance: dict[str, Any]
+
+
+def _check_cuda(opts: LoadOptions) -> None:
     import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if opts.device.startswith("cuda") or opts.quantize != "none" or opts.device_map == "auto":
         if not torch.cuda.is_available():
             why = f"--quantize {opts.quantize}" if opts.quantize != "none" else f"--device {opts.device}"
             raise NoCudaError(f"{why} needs CUDA, and torch sees no CUDA device (torch {torch.__version__})")
+
+
+def prepare(opts: LoadOptions) -> Prepared:
+    """Check the options, load the tokenizer and config, and describe the run; raise ModelLoadError (one line)."""
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    _check_cuda(opts)
     _check_local_dir(opts.model)
     transformers.utils.logging.disable_progress_bar()  # one bar per weight file would drown pytest's output
     dtype = resolve_dtype(opts.dtype, opts.device)
-    qconfig = _quantization_config(opts.quantize, dtype)
+    _quantization_config(opts.quantize, dtype)  # fail now, not after minutes of loading
     common = {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(opts.model, use_fast=True, **common)
+        config = AutoConfig.from_pretrained(opts.model, **common)
     except (OSError, ValueError) as e:
         raise ModelLoadError(_explain_missing(opts, e)) from None
     _prepare_tokenizer(tokenizer)
+    return Prepared(tokenizer, opts, provenance(config, tokenizer, opts, dtype))
 
+
+def load(opts: LoadOptions, prepared: Prepared | None = None) -> LoadedModel:
+    """Load tokenizer and model; raise ModelLoadError (one line) on anything a user can fix."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    prepared = prepared or prepare(opts)
+    dtype = resolve_dtype(opts.dtype, opts.device)
+    qconfig = _quantization_config(opts.quantize, dtype)
     device_map: Any = opts.device_map if opts.device_map == "auto" else {"": opts.device}
-    kwargs: dict[str, Any] = {"use_safetensors": True, "device_map": device_map, **common}
+    kwargs: dict[str, Any] = {"use_safetensors": True, "device_map": device_map,
+                              "revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
     dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     kwargs[dtype_kw] = dtype
     if qconfig is not None:
@@ -177,7 +208,10 @@ def load(opts: LoadOptions) -> LoadedModel:
     except (OSError, ValueError) as e:
         raise ModelLoadError(_explain_missing(opts, e)) from None
     model.eval()
-    return LoadedModel(model, tokenizer, opts, provenance(model, tokenizer, opts, dtype))
+    prov = dict(prepared.provenance)
+    if getattr(model, "hf_device_map", None) and opts.device_map == "auto":
+        prov["layers"] = layer_placement(model.hf_device_map)
+    return LoadedModel(model, prepared.tokenizer, opts, prov)
 
 
 def _prepare_tokenizer(tokenizer: Any) -> None:
@@ -209,9 +243,9 @@ def _sha256(data: str | bytes) -> str:
     return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
 
 
-def weight_fingerprint(model: Any) -> str | None:
+def weight_fingerprint(model_path: str) -> str | None:
     """A cheap fingerprint of local weight files: names, sizes and mtimes (hashing 15 GB would take minutes)."""
-    path = Path(getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", ""))
+    path = Path(model_path)
     if not path.is_dir():
         return None
     parts = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("*.safetensors"))]
@@ -224,16 +258,25 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return _sha256(body)
 
 
-def provenance(model: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> dict[str, Any]:
+def run_device(device: str) -> str:
+    """The device a model will sit on, with its index (``cuda`` means the current CUDA device)."""
+    import torch
+
+    if device == "cuda":
+        return f"cuda:{torch.cuda.current_device()}"
+    return device
+
+
+def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> dict[str, Any]:
     import torch
     import transformers
 
-    device = str(model.device)
+    device = run_device(opts.device) if opts.device_map != "auto" else "auto"
     prov: dict[str, Any] = {
         "model": opts.model,
         "revision": opts.revision,
-        "commit": getattr(model.config, "_commit_hash", None),
-        "weights": weight_fingerprint(model),
+        "commit": getattr(config, "_commit_hash", None),
+        "weights": weight_fingerprint(opts.model),
         "dtype": str(dtype).replace("torch.", ""),
         "quantize": opts.quantize,
         "device": device,
@@ -243,12 +286,10 @@ def provenance(model: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> dic
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
-    if device.startswith("cuda"):
-        idx = model.device.index or 0
+    if device.startswith("cuda") or device == "auto":
+        idx = torch.device(device).index or 0 if device != "auto" else 0
         prov["gpu"] = torch.cuda.get_device_name(idx)
         prov["capability"] = ".".join(map(str, torch.cuda.get_device_capability(idx)))
-    if getattr(model, "hf_device_map", None) and opts.device_map == "auto":
-        prov["layers"] = layer_placement(model.hf_device_map)
     return prov
 
 

@@ -183,7 +183,7 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
-    return OutputStore(suite, needed, load=lambda: loader.load(load_opts), options=run, cache=cache, exchange=exchange, worker=worker)
+    return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p), options=run, cache=cache, exchange=exchange, worker=worker)
 
 
 @pytest.fixture(scope="session")
@@ -276,6 +276,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         cached = sum(1 for r in records.values() if r.get("from_cache"))
         calls = state.store.generate_calls if state.store is not None else 0
         line = f"shisa-spec: {len(records)} cases, {len(records) - cached} generated in {calls} batched generate() call(s) in this process, {cached} from cache"
+        if state.store is not None and state.store.loaded is None and state.store.prepared is not None:
+            line += " (weights not loaded)"
     else:
         line = f"shisa-spec: {len(records)} cases replayed from {state.replay_path}"
     if config.option.shisa_transcript and state.live:

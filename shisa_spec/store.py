@@ -96,7 +96,8 @@ class OutputStore:
         needed: Sequence[str],
         *,
         replay: dict[str, dict[str, Any]] | None = None,
-        load: Callable[[], Any] | None = None,
+        prepare: Callable[[], Any] | None = None,
+        load: Callable[[Any], Any] | None = None,
         options: RunOptions = RunOptions(),
         cache: GenerationCache | None = None,
         exchange: Exchange | None = None,
@@ -105,7 +106,9 @@ class OutputStore:
         self.suite = suite
         self.needed = [c.id for c in suite.cases if c.id in set(needed)]
         self.replay = replay
+        self._prepare = prepare
         self._load = load
+        self.prepared: Any = None
         self.options = options
         self.cache = cache
         self.exchange = exchange
@@ -155,29 +158,36 @@ class OutputStore:
             if rec is not None:
                 self.records[case_id] = rec
 
+    def _ensure_prepared(self) -> Any:
+        """Tokenizer and provenance: enough for prompts and cache keys, without reading the weights."""
+        if self.prepared is None:
+            assert self._prepare is not None, "a live run needs a loader"
+            self.prepared = self._prepare()
+        return self.prepared
+
     def _ensure_engine(self) -> Engine:
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
-            self.loaded = self._load()
+            self.loaded = self._load(self._ensure_prepared())
             self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
 
     def _case_request(self, case: Case) -> Request:
         style = self.options.prompt_style or case.prompt_style
         system = self.options.system_prompt if self.options.system_prompt is not None else case.system_prompt
-        rendered = prompting.render(self.loaded.tokenizer, case.prompt, style, system)
+        rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
         return Request(case.id, rendered, case.generation, case_seed(self.options.seed, case.id))
 
     def _produce(self, case_ids: Sequence[str]) -> None:
         if not case_ids:
             return
-        engine = self._ensure_engine()
+        prepared = self._ensure_prepared()
         requests = [self._case_request(self.suite.case(c)) for c in case_ids]
         todo: list[Request] = []
         keys: dict[str, str] = {}
         for req in requests:
             key = cache_key(
-                self.loaded.provenance, req.rendered, req.settings.as_dict(), req.seed,
+                prepared.provenance, req.rendered, req.settings.as_dict(), req.seed,
                 {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache},
             )
             keys[req.case_id] = key
@@ -187,7 +197,7 @@ class OutputStore:
                 self._record(req, result)
             else:
                 todo.append(req)
-        results = engine.generate(todo) if todo else {}
+        results = self._ensure_engine().generate(todo) if todo else {}
         for req in todo:
             self._record(req, results[req.case_id])
             if self.cache:
@@ -209,7 +219,7 @@ class OutputStore:
             "generation": req.settings.as_dict(),
             "batch_size": result.batch_size,
             "seconds": round(result.seconds, 4),
-            "provenance": self.loaded.provenance,
+            "provenance": (self.loaded or self.prepared).provenance,
         }
         self.records[req.case_id] = rec
         if self.exchange is not None:

@@ -105,7 +105,7 @@ def test_replay_of_a_live_transcript_gives_the_same_verdicts(full, tmp_path):
 def test_unchanged_rerun_is_served_from_the_cache(full):
     tmp, _, transcript = full
     again, t = spec(tmp, name="again.jsonl")
-    assert "0 generated in 0 batched generate() call(s)" in again.stdout, again.stdout[-1500:]
+    assert "0 generated in 0 batched generate() call(s) in this process, 16 from cache (weights not loaded)" in again.stdout, again.stdout[-1500:]
     assert texts(t) == texts(transcript)
     assert all(json.loads(l)["from_cache"] for l in t.read_text(encoding="utf-8").splitlines())
 

@@ -119,3 +119,17 @@ def test_out_of_memory_while_generating_suggests_a_smaller_batch(monkeypatch):
 
 def test_layer_placement_counts_modules_per_device():
     assert loader.layer_placement({"model.embed_tokens": 0, "model.layers.0": 0, "model.layers.1": 1, "lm_head": "cpu"}) == {"0": 2, "1": 1, "cpu": 1}
+
+
+def test_prepare_describes_the_run_without_reading_weights(monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    def no_weights(*a, **k):
+        raise AssertionError("prepare() must not load the model")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", no_weights)
+    p = loader.prepare(loader.LoadOptions(model=str(TINY), device="cpu"))
+    assert p.tokenizer.pad_token == "<unk>"
+    assert p.provenance["weights"] and p.provenance["device"] == "cpu" and p.provenance["commit"] is None
+    monkeypatch.undo()
+    assert load(TINY).provenance == p.provenance  # the cache key is the same before and after loading
