@@ -154,18 +154,21 @@ class Engine:
         }
         if self.min_new_tokens:
             kwargs["min_new_tokens"] = self.min_new_tokens
-        if self.static_cache:
-            kwargs["cache_implementation"] = "static"
         start = time.perf_counter()
         try:
             with torch.inference_mode():
-                seqs = model.generate(input_ids, **kwargs)
+                if self.static_cache:
+                    seqs = self._decode_loop(input_ids, attention, sampler, settings)
+                else:
+                    seqs = model.generate(input_ids, **kwargs)
         except torch.cuda.OutOfMemoryError:
             from shisa_spec.loader import oom_message, weight_bytes
 
             raise GenerationOOM(
                 oom_message(f"generating a batch of {len(batch)}", weight_bytes(model), str(model.device), self.loaded.options.quantize)
             ) from None
+        if model.device.type == "cuda":
+            torch.cuda.synchronize(model.device)
         seconds = time.perf_counter() - start
         self.batches_run += 1
         new = seqs[:, input_ids.shape[1] :].tolist()
@@ -189,3 +192,72 @@ class Engine:
                 )
             )
         return results
+
+    def _compiled_step(self) -> Any:
+        """The model's forward compiled once per engine: static shapes (dynamic=False) and CUDA graphs."""
+        import torch
+
+        if getattr(self, "_step", None) is None:
+            self._step = torch.compile(self.loaded.model.__call__, mode="reduce-overhead", dynamic=False, fullgraph=False)
+        return self._step
+
+    def _decode_loop(self, input_ids: Any, attention: Any, sampler: RowSampler, settings: GenerationSettings) -> Any:
+        """Our own decode loop over a static KV cache, replacing generate() for --static-cache on.
+
+        The decode step is transformers' compiled forward (CUDA graphs) on CUDA; unlike generate(),
+        the loop never waits for the GPU except to check for EOS every 16 steps, so the CPU queues
+        work ahead. Rows sample exactly as in generate() (same sampler, same draws per step), and
+        finished rows receive the pad token, as generate() gives them.
+        """
+        model = self.loaded.model
+        total = input_ids.shape[1] + settings.max_new_tokens
+        window = getattr(model.config, "sliding_window", None)
+        if window is not None and total <= window:
+            # The window cannot bite within `total` tokens, so full attention is the same maths; and
+            # transformers 5.17's sliding static cache keeps a per-step Python int that makes
+            # torch.compile recompile at every step (measured: 29 ms/step instead of a graph replay).
+            model.config.sliding_window = None
+        try:
+            return self._decode(input_ids, attention, sampler, settings, total)
+        finally:
+            model.config.sliding_window = window
+
+    def _decode(self, input_ids: Any, attention: Any, sampler: RowSampler, settings: GenerationSettings, total: int) -> Any:
+        import inspect
+
+        import torch
+        from transformers import StaticCache
+
+        model, tok = self.loaded.model, self.loaded.tokenizer
+        dev = input_ids.device
+        batch, plen = input_ids.shape
+        n_new = settings.max_new_tokens
+        cache = StaticCache(config=model.config, max_cache_len=total)
+        mask = torch.ones(batch, total, dtype=attention.dtype, device=dev)
+        mask[:, :plen] = attention
+        hist = torch.full((batch, total), tok.pad_token_id, dtype=input_ids.dtype, device=dev)
+        hist[:, :plen] = input_ids
+        valid = attention.sum(-1)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        # transformers renamed past_key_values to cache (deprecated from 5.2x); older 5.x only knows the first
+        ckw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, **{ckw: cache},
+                    cache_position=torch.arange(plen, device=dev), use_cache=True, logits_to_keep=1)
+        step = self._compiled_step() if dev.type == "cuda" else model.__call__
+        cache_positions = torch.arange(plen, total, device=dev)  # on the device: a per-step host copy would sync
+        eos, pad = tok.eos_token_id, tok.pad_token_id
+        finished = torch.zeros(batch, dtype=torch.bool, device=dev)
+        steps = 0
+        for t in range(n_new):
+            scores = sampler(hist[:, : plen + t], out.logits[:, -1].float())
+            if self.min_new_tokens and t < self.min_new_tokens:
+                scores[:, eos] = float("-inf")
+            nxt = torch.where(finished, torch.full_like(finished, pad, dtype=hist.dtype), scores.argmax(-1))
+            hist[:, plen + t] = nxt
+            finished |= nxt == eos
+            steps = t + 1
+            if t == n_new - 1 or (t % 16 == 15 and bool(finished.all())):
+                break
+            out = step(input_ids=nxt.unsqueeze(1), attention_mask=mask, position_ids=(valid + t).unsqueeze(1),
+                       **{ckw: cache}, cache_position=cache_positions[t : t + 1], use_cache=True)
+        return hist[:, : plen + steps]

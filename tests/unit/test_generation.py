@@ -83,3 +83,20 @@ def test_sampler_top_p_never_picks_a_filtered_token_and_follows_the_distribution
     counts = [picks.count(i) for i in range(4)]
     assert counts[2] == counts[3] == 0  # outside the 0.9 nucleus
     assert abs(counts[0] / 2000 - 2 / 3) < 0.04 and abs(counts[1] / 2000 - 1 / 3) < 0.04
+
+
+@pytest.mark.parametrize("which", ["random", "tiny"])
+def test_static_cache_decode_loop_gives_generates_texts(random_model, which):
+    """--static-cache on runs our own decode loop; on CPU it must reproduce generate()'s texts exactly."""
+    if which == "tiny":
+        loaded = loader.load(loader.LoadOptions(model=str(SUITE.path.parent.parent / "tiny-shisa"), device="cpu"))
+        settings = GenerationSettings()
+    else:
+        loaded, settings = random_model, HOT
+    reqs = requests(loaded, settings=settings)
+    plain = Engine(loaded, batch_size=16).generate(reqs)
+    looped = Engine(loaded, batch_size=16, static_cache=True).generate(reqs)
+    for r in reqs:
+        assert (plain[r.case_id].output, plain[r.case_id].finish_reason) == (looped[r.case_id].output, looped[r.case_id].finish_reason), r.case_id
+    forced = Engine(loaded, batch_size=16, static_cache=True, min_new_tokens=settings.max_new_tokens).generate(reqs[:2])
+    assert all(r.new_tokens == settings.max_new_tokens and r.finish_reason == "length" for r in forced.values())
