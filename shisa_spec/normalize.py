@@ -107,6 +107,11 @@ def is_japanese_char(ch: str) -> bool:
     return name.startswith(("HIRAGANA", "KATAKANA", "CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH")) or ch == "々"
 
 
+def is_kana(ch: str) -> bool:
+    """Hiragana or katakana (incl. ー), by Unicode character name."""
+    return unicodedata.name(ch, "").startswith(("HIRAGANA", "KATAKANA"))
+
+
 def is_latin_letter(ch: str) -> bool:
     return unicodedata.name(ch, "").startswith("LATIN") and ch.isalpha()
 

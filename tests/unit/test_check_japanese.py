@@ -61,3 +61,20 @@ def test_empty_and_garbage_fail_clearly():
 def test_never_raises(text):
     v = check(text)
     assert 0 <= v.evidence["share"] <= 1
+
+
+
+def test_chinese_without_kana_fails():
+    v = check("大规模语言模型是一种基于深度学习的人工智能模型，能够理解和生成自然语言文本。")
+    assert not v.passed and "kana" in v.detail and v.evidence["kana"] == 0
+
+
+def test_kanji_dense_japanese_list_still_passes():
+    v = check("材料：小麦粉、卵、牛乳、天かす、紅生姜、青ねぎ、たこ。")
+    assert v.passed, v.detail
+
+
+def test_kana_share_is_a_param():
+    text = "大规模语言模型是基于深度学习的模型。"
+    assert not check(text).passed
+    assert check(text, min_kana_share=0).passed
