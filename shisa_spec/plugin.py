@@ -95,7 +95,8 @@ def _suite(config: pytest.Config) -> Suite:
         try:
             config.stash[SUITE_KEY] = load_suite(config.option.shisa_cases)
         except CaseFileError as e:
-            raise pytest.UsageError(str(e)) from None
+            # A CollectError is shown as its message alone: one line naming file, case and field.
+            raise pytest.Collector.CollectError(str(e)) from None
     return config.stash[SUITE_KEY]
 
 

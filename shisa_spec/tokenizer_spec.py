@@ -275,7 +275,7 @@ def targets(config: pytest.Config) -> list[Target]:
         paths = [find_profile(s) for s in chosen] if chosen else profile_paths()
         profiles = [load_profile(p) for p in paths]
     except ProfileError as e:
-        raise pytest.UsageError(str(e)) from None
+        raise pytest.Collector.CollectError(str(e)) from None  # shown as the message alone
     out = []
     for prof in profiles:
         revision = prof.revision
@@ -283,7 +283,7 @@ def targets(config: pytest.Config) -> list[Target]:
             revision = opt.shisa_revision
         why = availability(prof.tokenizer, revision)
         if why and chosen:
-            raise pytest.UsageError(f"--tokenizer-profile {prof.name}: {why}")
+            raise pytest.Collector.CollectError(f"--tokenizer-profile {prof.name}: {why}")
         out.append(Target(prof, prof.tokenizer, revision, bool(getattr(opt, "shisa_trust_remote_code", False)), why,
                           getattr(opt, "shisa_snapshot_dir", None)))
     return out
