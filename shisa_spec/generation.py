@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from shisa_spec.cases import GenerationSettings
 
@@ -124,10 +124,14 @@ class Engine:
         self.min_new_tokens = min_new_tokens
         self.batches_run = 0
 
-    def generate(self, requests: Sequence[Request]) -> dict[str, Result]:
+    def generate(self, requests: Sequence[Request], on_batch: Callable[[list[Result]], None] | None = None) -> dict[str, Result]:
+        """Results by case id; ``on_batch`` sees each batch as soon as it is done (an interrupted run keeps those)."""
         out: dict[str, Result] = {}
         for batch in plan_batches(requests, self.batch_size):
-            for r in self._run_batch(batch):
+            done = self._run_batch(batch)
+            if on_batch is not None:
+                on_batch(done)
+            for r in done:
                 out[r.case_id] = r
         return out
 

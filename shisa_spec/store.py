@@ -197,11 +197,16 @@ class OutputStore:
                 self._record(req, result)
             else:
                 todo.append(req)
-        results = self._ensure_engine().generate(todo) if todo else {}
-        for req in todo:
-            self._record(req, results[req.case_id])
-            if self.cache:
-                self.cache.put(keys[req.case_id], {k: v for k, v in self.records[req.case_id].items() if k != "from_cache"})
+        by_id = {r.case_id: r for r in todo}
+
+        def keep(done: list[Result]) -> None:  # record and cache each batch at once: an interrupt loses no finished batch
+            for result in done:
+                self._record(by_id[result.case_id], result)
+                if self.cache:
+                    self.cache.put(keys[result.case_id], {k: v for k, v in self.records[result.case_id].items() if k != "from_cache"})
+
+        if todo:
+            self._ensure_engine().generate(todo, on_batch=keep)
 
     def _record(self, req: Request, result: Result) -> None:
         case = self.suite.case(req.case_id)

@@ -100,3 +100,27 @@ def test_static_cache_decode_loop_gives_generates_texts(random_model, which):
         assert (plain[r.case_id].output, plain[r.case_id].finish_reason) == (looped[r.case_id].output, looped[r.case_id].finish_reason), r.case_id
     forced = Engine(loaded, batch_size=16, static_cache=True, min_new_tokens=settings.max_new_tokens).generate(reqs[:2])
     assert all(r.new_tokens == settings.max_new_tokens and r.finish_reason == "length" for r in forced.values())
+
+
+def test_an_interrupted_run_keeps_the_batches_already_done(random_model, tmp_path, monkeypatch):
+    from shisa_spec.cache import GenerationCache
+    from shisa_spec.store import OutputStore, RunOptions
+
+    suite = SUITE
+    calls = []
+    real = Engine._run_batch
+
+    def interrupt_second_batch(self, batch):
+        calls.append(len(batch))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(Engine, "_run_batch", interrupt_second_batch)
+    prepared = loader.Prepared(random_model.tokenizer, random_model.options, random_model.provenance)
+    store = OutputStore(suite, [c.id for c in suite.cases], prepare=lambda: prepared, load=lambda p: random_model,
+                        options=RunOptions(batch_size=8), cache=GenerationCache(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        store.get(suite.cases[0].id)
+    assert len(store.records) == 8  # the first batch is recorded for the transcript...
+    assert len(list(tmp_path.rglob("*.json"))) == 8  # ...and cached, so the next run starts from it
