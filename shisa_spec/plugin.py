@@ -14,6 +14,9 @@ import pytest
 
 from shisa_spec import checks, loader, plugin_gate, tokenizer_spec
 from shisa_spec.cases import DEFAULT_CASES, Case, CaseFileError, CheckSpec, Suite, load_suite
+from shisa_spec.generation import GenerationOOM
+from shisa_spec.prompting import TemplateError
+from shisa_spec.store import MissingCase
 from shisa_spec.transcript import TranscriptError
 from shisa_spec.transcript import read as read_transcript
 from shisa_spec.transcript import write as write_transcript
@@ -52,6 +55,7 @@ class SpecState:
         self.store: Any = None
         self.load_error: str | None = None
         self.worker_records: list[dict[str, Any]] = []
+        self.final_records: dict[str, dict[str, Any]] | None = None  # set at session end (controller)
 
     @property
     def live(self) -> bool:
@@ -200,9 +204,6 @@ def spec_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @pytest.fixture
 def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The transcript record of the item's case (generated in batches on first use)."""
-    from shisa_spec.generation import GenerationOOM
-    from shisa_spec.store import MissingCase
-
     state = _state(request.config)
     if state.load_error:
         pytest.fail(state.load_error, pytrace=False)
@@ -210,16 +211,10 @@ def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureReq
         return spec_store.get(spec_item.case.id)
     except MissingCase as e:
         pytest.fail(f"{e} ({state.replay_path}): the spec cannot judge it", pytrace=False)
-    except (loader.ModelLoadError, GenerationOOM, _template_error()) as e:
+    except (loader.ModelLoadError, GenerationOOM, TemplateError) as e:
         state.load_error = f"{type(e).__name__}: {e}"
         request.session.shouldstop = state.load_error
         pytest.fail(state.load_error, pytrace=False)
-
-
-def _template_error() -> type:
-    from shisa_spec.prompting import TemplateError
-
-    return TemplateError
 
 
 def judge(item: SpecItem, record: dict[str, Any], record_property: Any) -> checks.Verdict:
@@ -257,7 +252,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         records.setdefault(rec["case"], rec)
     if config.option.shisa_transcript and state.live and records:
         write_transcript(config.option.shisa_transcript, _records_in_order(config, records))
-    state.final_records = records  # type: ignore[attr-defined]
+    state.final_records = records
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -269,7 +264,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = _state(config)
-    records = getattr(state, "final_records", None)
+    records = state.final_records
     if not records:
         return
     tr = terminalreporter

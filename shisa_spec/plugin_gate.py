@@ -71,7 +71,7 @@ class Gate:
         from shisa_spec import plugin
 
         state = plugin._state(self.config)
-        records = getattr(state, "final_records", None) or {}
+        records = state.final_records or {}
         self.comparison = compare.compare(
             plugin._suite(self.config), self.baseline, records,
             conditions=lambda case, _rec: state.run_conditions(case), select=self.selected,
