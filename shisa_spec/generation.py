@@ -123,6 +123,7 @@ class Engine:
         self.static_cache = static_cache
         self.min_new_tokens = min_new_tokens
         self.batches_run = 0
+        self._step: Any = None  # the compiled decode step of --static-cache on, made on first use
 
     def generate(self, requests: Sequence[Request], on_batch: Callable[[list[Result]], None] | None = None) -> dict[str, Result]:
         """Results by case id; ``on_batch`` sees each batch as soon as it is done (an interrupted run keeps those)."""
@@ -146,25 +147,18 @@ class Engine:
         attention = enc["attention_mask"].to(model.device)
         pad_lens = (attention == 0).sum(dim=1).tolist()
         sampler = RowSampler([r.seed for r in batch], pad_lens, settings, model.device)
-        kwargs: dict[str, Any] = {
-            "attention_mask": attention,
-            "max_new_tokens": settings.max_new_tokens,
-            "do_sample": False,
-            "num_beams": 1,
-            "logits_processor": LogitsProcessorList([sampler]),
-            "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
-            "use_cache": True,
-        }
-        if self.min_new_tokens:
-            kwargs["min_new_tokens"] = self.min_new_tokens
         start = time.perf_counter()
         try:
             with torch.inference_mode():
                 if self.static_cache:
                     seqs = self._decode_loop(input_ids, attention, sampler, settings)
                 else:
-                    seqs = model.generate(input_ids, **kwargs)
+                    seqs = model.generate(
+                        input_ids, attention_mask=attention, max_new_tokens=settings.max_new_tokens,
+                        min_new_tokens=self.min_new_tokens, do_sample=False, num_beams=1,
+                        logits_processor=LogitsProcessorList([sampler]), pad_token_id=tok.pad_token_id,
+                        eos_token_id=tok.eos_token_id, use_cache=True,
+                    )
         except torch.cuda.OutOfMemoryError:
             from shisa_spec.loader import oom_message, weight_bytes
 
@@ -201,14 +195,14 @@ class Engine:
         """The model's forward compiled once per engine: static shapes (dynamic=False) and CUDA graphs."""
         import torch
 
-        if getattr(self, "_step", None) is None:
+        if self._step is None:
             self._step = torch.compile(self.loaded.model.__call__, mode="reduce-overhead", dynamic=False, fullgraph=False)
         return self._step
 
     def _decode_loop(self, input_ids: Any, attention: Any, sampler: RowSampler, settings: GenerationSettings) -> Any:
         """Our own decode loop over a static KV cache, replacing generate() for --static-cache on.
 
-        The decode step is transformers' compiled forward (CUDA graphs) on CUDA; unlike generate(),
+        The decode step is the model's forward compiled with CUDA graphs on CUDA; unlike generate(),
         the loop never waits for the GPU except to check for EOS every 16 steps, so the CPU queues
         work ahead. Rows sample exactly as in generate() (same sampler, same draws per step), and
         finished rows receive the pad token, as generate() gives them.

@@ -34,6 +34,9 @@ class RunOptions:
     batch_size: int = 16
     static_cache: bool = False
 
+    def style_for(self, case: Case) -> str:
+        return self.prompt_style or case.prompt_style
+
 
 class Exchange:
     """A folder shared by xdist workers: claim a case before generating it, publish its record after."""
@@ -173,7 +176,7 @@ class OutputStore:
         return self.engine
 
     def _case_request(self, case: Case) -> Request:
-        style = self.options.prompt_style or case.prompt_style
+        style = self.options.style_for(case)
         system = self.options.system_prompt if self.options.system_prompt is not None else case.system_prompt
         rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
         return Request(case.id, rendered, case.generation, case_seed(self.options.seed, case.id))
@@ -217,7 +220,7 @@ class OutputStore:
             "new_tokens": result.new_tokens,
             "prompt_tokens": result.prompt_tokens,
             "from_cache": result.from_cache,
-            "prompt_style": self.options.prompt_style or case.prompt_style,
+            "prompt_style": self.options.style_for(case),
             "rendered_prompt": req.rendered,
             "seed": self.options.seed,
             "case_seed": req.seed,
