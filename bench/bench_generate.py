@@ -27,10 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shisa_spec import loader  # noqa: E402
-from shisa_spec.cases import load_suite  # noqa: E402
-from shisa_spec.generation import Engine, Request, case_seed, plan_batches  # noqa: E402
-from shisa_spec.prompting import render  # noqa: E402
+from shisa_spec.generation import loader  # noqa: E402
+from shisa_spec.spec.cases import load_suite  # noqa: E402
+from shisa_spec.generation.engine import Engine, Request, case_seed, plan_batches  # noqa: E402
+from shisa_spec.generation.prompting import render  # noqa: E402
 
 # shisa-7b-v1's config.json (vocab 120128: the tokenizer's 120073 entries padded with <|extra_N|>).
 SHISA_CONFIG = dict(

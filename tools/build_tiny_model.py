@@ -3,7 +3,7 @@
 
     python tools/build_tiny_model.py [--out fixtures/tiny-shisa] [--no-check]
 
-Deterministic and offline: see shisa_spec/tiny_model.py.
+Deterministic and offline: see tools/tiny_model.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shisa_spec import tiny_model  # noqa: E402
+import tiny_model  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def dump_dom(html: Path) -> str:
 
 def demo_report(out: Path) -> Path:
     sys.path.insert(0, str(ROOT))
-    from shisa_spec import cli
+    from shisa_spec.frontends import cli
 
     gate = ROOT / "fixtures" / "transcripts" / "gate"
     cli.main(["report", "--baseline", str(gate / "baseline.jsonl"), "--candidate", str(gate / "candidate.jsonl"), "--out", str(out)])

@@ -7,7 +7,7 @@ improved and the mark must go.
 
 import pytest
 
-from shisa_spec.plugin import judge
+from shisa_spec.frontends.pytest_plugin import judge
 
 pytestmark = pytest.mark.gpu
 

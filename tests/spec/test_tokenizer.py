@@ -21,9 +21,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from shisa_spec import loader, snapshots
-from shisa_spec import tokenizer_spec as ts
-from shisa_spec.cases import DEFAULT_CASES, load_suite
+from shisa_spec.generation import loader
+from shisa_spec.spec import snapshots
+from shisa_spec.frontends import tokenizer_spec as ts
+from shisa_spec.spec.cases import DEFAULT_CASES, load_suite
 
 pytestmark = pytest.mark.tokenizer
 

@@ -27,7 +27,7 @@ def run_spec(spec_pytester: pytest.Pytester):
     """
 
     def run(*args: str, subprocess: bool = False) -> pytest.RunResult:
-        argv = ["-p", "shisa_spec.plugin", "-m", "gpu", "-p", "no:cacheprovider", "-rA", *args]
+        argv = ["-p", "shisa_spec.frontends.pytest_plugin", "-m", "gpu", "-p", "no:cacheprovider", "-rA", *args]
         if subprocess:
             return spec_pytester.runpytest_subprocess(*argv)
         return spec_pytester.runpytest(*argv)

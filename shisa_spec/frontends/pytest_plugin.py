@@ -1,0 +1,232 @@
+"""pytest glue: options, parametrisation of the spec (one test per case and check), fixtures, transcripts.
+
+Registered by the project's ``conftest.py``; other projects can use ``-p shisa_spec.frontends.pytest_plugin``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shisa_spec.spec import checks
+from shisa_spec.generation import loader
+from shisa_spec.frontends import pytest_gate as plugin_gate
+from shisa_spec.frontends import tokenizer_spec
+from shisa_spec.frontends.pytest_state import _state, _suite
+from shisa_spec.spec.cases import DEFAULT_CASES, Case, CheckSpec
+from shisa_spec.generation.engine import GenerationOOM
+from shisa_spec.generation.prompting import TemplateError
+from shisa_spec.generation.store import MissingCase
+from shisa_spec.generation.transcript import write as write_transcript
+
+class SpecCheckFailed(AssertionError):
+    """A check judged the output wrong: the only failure a known-failure (xfail) mark expects."""
+
+
+@dataclass(frozen=True)
+class SpecItem:
+    case: Case
+    check: CheckSpec
+
+    @property
+    def id(self) -> str:
+        return f"{self.case.id}.{self.check.id}"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("shisa-spec", "shisa-spec: the executable model spec")
+    g.addoption("--model", dest="shisa_model", default=loader.DEFAULT_MODEL, help="hub id or local model directory (default %(default)s)")
+    g.addoption("--revision", dest="shisa_revision", default=None, help="hub revision (branch, tag or commit)")
+    g.addoption("--device", dest="shisa_device", default="cuda", help="cuda, cuda:N or cpu (default cuda; under xdist each worker takes its own GPU)")
+    g.addoption("--dtype", dest="shisa_dtype", default="auto", choices=loader.DTYPES, help="auto: bf16 where supported, else fp16; fp32 on CPU")
+    g.addoption("--quantize", dest="shisa_quantize", default="none", choices=loader.QUANTIZE, help="bitsandbytes quantisation (needs CUDA)")
+    g.addoption("--device-map", dest="shisa_device_map", default=None, choices=["auto"], help="auto: spread a model too large for one GPU with accelerate")
+    g.addoption("--trust-remote-code", dest="shisa_trust_remote_code", action="store_true", help="allow the model's own Python code (off by default)")
+    g.addoption("--seed", dest="shisa_seed", type=int, default=0, help="run seed; each case samples from a stream seeded by it and the case id")
+    g.addoption("--prompt-style", dest="shisa_prompt_style", default=None, choices=["document", "chat"], help="override the case file: document (the source's ask(): prompt as a system message) or chat (system prompt + user message)")
+    g.addoption("--system-prompt", dest="shisa_system_prompt", default=None, help="system prompt for --prompt-style chat (default: the model card's)")
+    g.addoption("--cases", dest="shisa_cases", default=str(DEFAULT_CASES), help="case file (YAML), default %(default)s")
+    g.addoption("--batch-size", dest="shisa_batch_size", type=int, default=16, help="cases per generate() call (1 for strict batch-1 runs)")
+    g.addoption("--static-cache", dest="shisa_static_cache", default="off", choices=["on", "off"], help="our decode loop over a static KV cache with a compiled, CUDA-graphed step: 3.7x faster steps once compiled, but compiling costs time once per process (see README)")
+    g.addoption("--transcript", dest="shisa_transcript", default=None, help="write a JSON Lines record per case to this path")
+    g.addoption("--replay", dest="shisa_replay", default=None, help="judge the outputs of a transcript instead of running a model")
+    g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
+    g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
+    g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
+    plugin_gate.add_gate_options(parser)
+    tokenizer_spec.add_tokenizer_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.shisa_batch_size < 1:
+        raise pytest.UsageError("--batch-size must be at least 1")
+    _state(config)
+    config.pluginmanager.register(plugin_gate, "shisa_spec.frontends.pytest_gate")
+    tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "spec_item" not in metafunc.fixturenames:
+        return
+    suite = _suite(metafunc.config)
+    state = _state(metafunc.config)
+    params = []
+    for case in suite.cases:
+        for spec in case.checks:
+            item = SpecItem(case, spec)
+            marks = [pytest.mark.xdist_group(case.id)]
+            kf = case.known_failure(spec.id, state.run_conditions(case))
+            if kf is not None:
+                marks.append(pytest.mark.xfail(strict=True, reason=kf.reason, raises=SpecCheckFailed))
+            params.append(pytest.param(item, id=item.id, marks=marks))
+    metafunc.parametrize("spec_item", params)
+
+
+def _spec_items(items: list[pytest.Item]) -> list[pytest.Item]:
+    return [i for i in items if "spec_item" in getattr(i, "fixturenames", ())]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    if state.live and config.option.shisa_device.startswith("cuda") and _spec_items(items):
+        if not loader.cuda_available():
+            skip = pytest.mark.skip(reason="no CUDA device: the spec needs a GPU (or --device cpu with a small --model, or --replay PATH)")
+            for item in _spec_items(items):
+                item.add_marker(skip)
+
+
+def _worker(config: pytest.Config) -> tuple[int, int]:
+    wi = getattr(config, "workerinput", None)
+    if not wi:
+        return (0, 1)
+    return (int(wi["workerid"].lstrip("gw")), int(wi["workercount"]))
+
+
+def _device(config: pytest.Config) -> str:
+    """--device cuda under xdist means one GPU per worker, chosen from the worker id."""
+    dev = config.option.shisa_device
+    index, _ = _worker(config)
+    if dev == "cuda" and getattr(config, "workerinput", None):
+        import torch
+
+        n = torch.cuda.device_count()
+        return f"cuda:{index % n}" if n else dev
+    return dev
+
+
+def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any:
+    from shisa_spec.generation.cache import GenerationCache
+    from shisa_spec.generation.store import Exchange, OutputStore, RunOptions
+
+    opt = config.option
+    state = _state(config)
+    suite = _suite(config)
+    if not state.live:
+        return OutputStore(suite, needed, replay=state.replay)
+    device = _device(config)
+    load_opts = loader.LoadOptions(
+        model=opt.shisa_model, revision=opt.shisa_revision, device=device, dtype=opt.shisa_dtype,
+        quantize=opt.shisa_quantize, device_map=opt.shisa_device_map, trust_remote_code=opt.shisa_trust_remote_code,
+    )
+    static = opt.shisa_static_cache == "on"
+    run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
+                     batch_size=opt.shisa_batch_size, static_cache=static)
+    cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
+    worker = _worker(config)
+    exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
+    return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p), options=run, cache=cache, exchange=exchange, worker=worker)
+
+
+@pytest.fixture(scope="session")
+def spec_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    config = request.config
+    state = _state(config)
+    if state.store is None:
+        needed = sorted({i.callspec.params["spec_item"].case.id for i in _spec_items(request.session.items)})
+        state.store = _make_store(config, needed, tmp_path_factory.getbasetemp().parent)
+    return state.store
+
+
+@pytest.fixture
+def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The transcript record of the item's case (generated in batches on first use)."""
+    state = _state(request.config)
+    if state.load_error:
+        pytest.fail(state.load_error, pytrace=False)
+    try:
+        return spec_store.get(spec_item.case.id)
+    except MissingCase as e:
+        pytest.fail(f"{e} ({state.replay_path}): the spec cannot judge it", pytrace=False)
+    except (loader.ModelLoadError, GenerationOOM, TemplateError) as e:
+        state.load_error = f"{type(e).__name__}: {e}"
+        request.session.shouldstop = state.load_error
+        pytest.fail(state.load_error, pytrace=False)
+
+
+def judge(item: SpecItem, record: dict[str, Any], record_property: Any) -> checks.Verdict:
+    """Run the item's check on its case's output; raise SpecCheckFailed when the check fails."""
+    __tracebackhide__ = True
+    verdict = checks.run(item.check.check, checks.Output(record["output"], record["finish_reason"]), item.check.params)
+    record_property("shisa", json.dumps({
+        "case": item.case.id, "check": item.check.id, "kind": item.check.check,
+        "passed": verdict.passed, "detail": verdict.detail,
+    }, ensure_ascii=False))
+    if not verdict.passed:
+        text = record["output"]
+        shown = text if len(text) <= 600 else text[:600] + f"… [{len(text) - 600} more chars]"
+        raise SpecCheckFailed(
+            f"{item.id} [{item.check.check}]: {verdict.detail}\n"
+            f"--- output (finish_reason={record['finish_reason']}) ---\n{shown}"
+        )
+    return verdict
+
+
+def _records_in_order(config: pytest.Config, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    order = {c.id: n for n, c in enumerate(_suite(config).cases)}
+    return sorted(records.values(), key=lambda r: order.get(r["case"], len(order)))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    state = _state(config)
+    store = state.store
+    records = dict(store.records) if store is not None else {}
+    if getattr(config, "workerinput", None) is not None:
+        config.workeroutput["shisa_records"] = json.dumps(list(records.values()), ensure_ascii=False)
+        return
+    for rec in state.worker_records:
+        records.setdefault(rec["case"], rec)
+    if config.option.shisa_transcript and state.live and records:
+        write_transcript(config.option.shisa_transcript, _records_in_order(config, records))
+    state.final_records = records
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    out = getattr(node, "workeroutput", {}) or {}
+    if "shisa_records" in out:
+        _state(node.config).worker_records.extend(json.loads(out["shisa_records"]))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = _state(config)
+    records = state.final_records
+    if not records:
+        return
+    tr = terminalreporter
+    if state.live:
+        cached = sum(1 for r in records.values() if r.get("from_cache"))
+        calls = state.store.generate_calls if state.store is not None else 0
+        line = f"shisa-spec: {len(records)} cases, {len(records) - cached} generated in {calls} batched generate() call(s) in this process, {cached} from cache"
+        if state.store is not None and state.store.loaded is None and state.store.prepared is not None:
+            line += " (weights not loaded)"
+    else:
+        line = f"shisa-spec: {len(records)} cases replayed from {state.replay_path}"
+    if config.option.shisa_transcript and state.live:
+        line += f"; transcript: {config.option.shisa_transcript}"
+    tr.write_line(line)
