@@ -26,12 +26,27 @@ def case_seed(seed: int, case_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{case_id}".encode()).digest()[:8], "little") & (2**63 - 1)
 
 
+def sample_seed(seed: int, case_id: str, sample: int) -> int:
+    """The seed of one sample of a case: sample 0 is the case seed, so a one-sample run reproduces earlier runs."""
+    if sample == 0:
+        return case_seed(seed, case_id)
+    return int.from_bytes(hashlib.sha256(f"{seed}:{case_id}:{sample}".encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+SampleKey = tuple[str, int]  # (case id, 0-based sample index)
+
+
 @dataclass(frozen=True)
 class Request:
     case_id: str
     rendered: str
     settings: GenerationSettings
     seed: int
+    sample: int = 0
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.case_id, self.sample)
 
 
 @dataclass
@@ -45,6 +60,11 @@ class Result:
     batch_size: int = 1
     from_cache: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+
+    @property
+    def key(self) -> SampleKey:
+        return (self.case_id, self.sample)
 
 
 class GenerationOOM(RuntimeError):
@@ -105,7 +125,7 @@ class RowSampler:
 def plan_batches(requests: Iterable[Request], batch_size: int) -> list[list[Request]]:
     """Group requests with equal settings, in a stable order, into batches of at most batch_size."""
     groups: dict[GenerationSettings, list[Request]] = {}
-    for r in sorted(requests, key=lambda r: r.case_id):
+    for r in sorted(requests, key=lambda r: (r.case_id, r.sample)):
         groups.setdefault(r.settings, []).append(r)
     batches = []
     for reqs in groups.values():
@@ -125,15 +145,15 @@ class Engine:
         self.batches_run = 0
         self._step: Any = None  # the compiled decode step of --static-cache on, made on first use
 
-    def generate(self, requests: Sequence[Request], on_batch: Callable[[list[Result]], None] | None = None) -> dict[str, Result]:
-        """Results by case id; ``on_batch`` sees each batch as soon as it is done (an interrupted run keeps those)."""
-        out: dict[str, Result] = {}
+    def generate(self, requests: Sequence[Request], on_batch: Callable[[list[Result]], None] | None = None) -> dict[SampleKey, Result]:
+        """Results by (case id, sample); ``on_batch`` sees each batch as soon as it is done (an interrupted run keeps those)."""
+        out: dict[SampleKey, Result] = {}
         for batch in plan_batches(requests, self.batch_size):
             done = self._run_batch(batch)
             if on_batch is not None:
                 on_batch(done)
             for r in done:
-                out[r.case_id] = r
+                out[r.key] = r
         return out
 
     def _run_batch(self, batch: list[Request]) -> list[Result]:
@@ -187,6 +207,7 @@ class Engine:
                     prompt_tokens=int(attention[i].sum()),
                     seconds=seconds,
                     batch_size=len(batch),
+                    sample=r.sample,
                 )
             )
         return results

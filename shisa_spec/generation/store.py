@@ -200,11 +200,11 @@ class OutputStore:
                 self._record(req, result)
             else:
                 todo.append(req)
-        by_id = {r.case_id: r for r in todo}
+        by_id = {r.key: r for r in todo}
 
         def keep(done: list[Result]) -> None:  # record and cache each batch at once: an interrupt loses no finished batch
             for result in done:
-                self._record(by_id[result.case_id], result)
+                self._record(by_id[result.key], result)
                 if self.cache:
                     self.cache.put(keys[result.case_id], {k: v for k, v in self.records[result.case_id].items() if k != "from_cache"})
 

@@ -38,7 +38,7 @@ def test_batched_output_equals_batch_one_exactly(random_model):
     single = Engine(random_model, batch_size=1).generate(reqs)
     shuffled = Engine(random_model, batch_size=5).generate(list(reversed(reqs)))
     for r in reqs:
-        assert batched[r.case_id].output == single[r.case_id].output == shuffled[r.case_id].output, r.case_id
+        assert batched[r.key].output == single[r.key].output == shuffled[r.key].output, r.case_id
     assert len({b.output for b in batched.values()}) > 8  # the texts are really sampled, not constant
 
 
@@ -97,7 +97,7 @@ def test_static_cache_decode_loop_gives_generates_texts(random_model, which):
     plain = Engine(loaded, batch_size=16).generate(reqs)
     looped = Engine(loaded, batch_size=16, static_cache=True).generate(reqs)
     for r in reqs:
-        assert (plain[r.case_id].output, plain[r.case_id].finish_reason) == (looped[r.case_id].output, looped[r.case_id].finish_reason), r.case_id
+        assert (plain[r.key].output, plain[r.key].finish_reason) == (looped[r.key].output, looped[r.key].finish_reason), r.case_id
     forced = Engine(loaded, batch_size=16, static_cache=True, min_new_tokens=settings.max_new_tokens).generate(reqs[:2])
     assert all(r.new_tokens == settings.max_new_tokens and r.finish_reason == "length" for r in forced.values())
 

@@ -30,7 +30,7 @@ def test_other_architectures_and_templates_render_and_generate(tmp_path, arch, t
     text = render(m.tokenizer, "こんにちは", "chat")
     assert ("<|im_start|>user" in text) if template == "chatml" else text.endswith("こんにちは [/INST]")
     res = Engine(m).generate([Request("c", text, GenerationSettings(max_new_tokens=4), 1)])
-    assert res["c"].finish_reason in ("eos", "length")
+    assert res[("c", 0)].finish_reason in ("eos", "length")
 
 
 def test_existing_pad_token_is_kept(tmp_path):
