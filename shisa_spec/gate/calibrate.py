@@ -1,11 +1,15 @@
 """Calibration: rewrite a case file's known-failure marks from a real run's verdicts.
 
-For every case in the transcript, each check is judged on the recorded output. A failing check
-with no mark that applies to the run gets a new mark (``when`` = the calibration's scope, a
-``TODO: review`` reason quoting the output); a passing check loses the marks that apply to the run,
-unless a mark covers more runs than the calibration's scope (then it is listed for review and
-kept). Marks whose ``when`` does not match the run are left alone, as are cases the transcript
-lacks. The result is validated with ``load_suite`` before it replaces the file.
+For every case in the transcript, each check is judged on every recorded sample and decided by the
+verdict rule (``stats.decide``). A check that fails (clearly below its required rate; with one
+sample: the sample failed) with no mark that applies to the run gets a new mark (``when`` = the
+calibration's scope, a ``TODO: review`` reason quoting the first failing sample, and, from a
+multi-sample transcript, ``rate: k/N``); a marked check that XPASSes (clearly meets the requirement)
+loses the marks that apply to the run, unless a mark covers more runs than the calibration's scope
+(then it is listed for review and kept). A kept mark's ``rate`` is set to the measured k/N when the
+transcript has several samples of the case. Marks whose ``when`` does not match the run are left
+alone, as are cases the transcript lacks. The result is validated with ``load_suite`` before it
+replaces the file.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 
 from shisa_spec.spec.cases import KnownFailure, Suite, dump_suite_data, load_suite
 from shisa_spec.gate.compare import Records
-from shisa_spec.verdicts.judge import judge, record_conditions
+from shisa_spec.verdicts import stats
+from shisa_spec.verdicts.aggregate import judge_samples
+from shisa_spec.verdicts.judge import record_conditions
 
 
 @dataclass(frozen=True)
@@ -42,18 +48,22 @@ class Calibration:
     removed: list[MarkChange] = field(default_factory=list)
     review: list[MarkChange] = field(default_factory=list)  # passing, but the mark covers more runs than the scope
     kept: list[MarkChange] = field(default_factory=list)
+    rated: list[MarkChange] = field(default_factory=list)  # kept marks whose measured rate changed
     not_in_transcript: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed)
+        return bool(self.added or self.removed or self.rated)
 
     def summary(self) -> str:
         lines = [f"+ {m.id} (fails now: {m.detail}): {m.reason}" for m in self.added]
         lines += [f"- {m.id} (passes now: {m.detail})" for m in self.removed]
+        lines += [f"~ {m.id}: measured rate {m.reason}" for m in self.rated]
         lines += [f"? {m.id}: passes now, but its mark applies beyond {scope_text(self.scope)}; "
                   "narrow or remove it by hand" for m in self.review]
         counts = f"{len(self.added)} mark(s) added, {len(self.removed)} removed, {len(self.kept)} kept"
+        if self.rated:
+            counts += f" ({len(self.rated)} with a new measured rate)"
         if self.review:
             counts += f", {len(self.review)} to review"
         if self.not_in_transcript:
@@ -81,36 +91,46 @@ def calibrate(suite: Suite, records: Records, when: dict[str, str] | None = None
     cal = Calibration(data, scope)
     raw_cases = {c["id"]: c for c in data["cases"]}
     for case in suite.cases:
-        rec = records.get(case.id)
-        if rec is None:
+        recs = records.get(case.id)
+        if not recs:
             cal.not_in_transcript.append(case.id)
             continue
-        run = {**record_conditions(case, rec), **scope}
-        verdicts = judge(case, rec)
+        run = {**record_conditions(case, recs[0]), **scope}
+        verdicts = judge_samples(case, recs)
         raw_case = raw_cases[case.id]
         marks = list(raw_case.get("known_failures") or [])
         drop: set[int] = set()
         for spec in case.checks:
             v = verdicts[spec.id]
+            rate = f"{v.k}/{v.n}"
             applying = [i for i, m in enumerate(marks)
                         if m["check"] == spec.id and KnownFailure(m["check"], m["reason"], dict(m.get("when") or {})).applies(run)]
-            if not v.passed:
-                if applying:
-                    cal.kept.append(MarkChange(case.id, spec.id, marks[applying[0]]["reason"], v.detail))
+            if applying:
+                if not stats.decide(v.k, v.n, spec.min_pass_rate, marked=True).outcome == stats.XPASS:
+                    m = marks[applying[0]]
+                    cal.kept.append(MarkChange(case.id, spec.id, m["reason"], v.detail))
+                    if v.n > 1 and m.get("rate") != rate:
+                        m["rate"] = rate
+                        cal.rated.append(MarkChange(case.id, spec.id, rate, v.detail))
                     continue
-                new = {"check": spec.id, "reason": stub_reason(rec["output"])}
-                if scope:
-                    new["when"] = dict(scope)
-                marks.append(new)
-                cal.added.append(MarkChange(case.id, spec.id, new["reason"], v.detail))
+                for i in applying:
+                    m = marks[i]
+                    if scope.items() <= dict(m.get("when") or {}).items():
+                        drop.add(i)
+                        cal.removed.append(MarkChange(case.id, spec.id, m["reason"], v.detail))
+                    else:
+                        cal.review.append(MarkChange(case.id, spec.id, m["reason"], v.detail))
                 continue
-            for i in applying:
-                m = marks[i]
-                if scope.items() <= dict(m.get("when") or {}).items():
-                    drop.add(i)
-                    cal.removed.append(MarkChange(case.id, spec.id, m["reason"], v.detail))
-                else:
-                    cal.review.append(MarkChange(case.id, spec.id, m["reason"], v.detail))
+            if stats.decide(v.k, v.n, spec.min_pass_rate).outcome != stats.FAIL:
+                continue
+            bad = recs[v.first_failing() or 0]
+            new: dict[str, Any] = {"check": spec.id, "reason": stub_reason(bad["output"])}
+            if v.n > 1:
+                new["rate"] = rate
+            if scope:
+                new["when"] = dict(scope)
+            marks.append(new)
+            cal.added.append(MarkChange(case.id, spec.id, new["reason"], v.detail))
         marks = [m for i, m in enumerate(marks) if i not in drop]
         if marks:
             raw_case["known_failures"] = marks

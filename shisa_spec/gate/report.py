@@ -1,9 +1,10 @@
 """Reports of a comparison: a self-contained HTML page (no external resources) and a Markdown summary.
 
-The page is for people deciding on a model upgrade: a verdict, what changed, the capability
-matrix, known failures and XPASSes, every case's prompt and outputs (the write-up's, the
-baseline's and the candidate's, with character-level differences highlighted), and provenance.
-All model text is escaped.
+The page is for people deciding on a model upgrade: a verdict, what changed (with each check's k/N,
+95% interval and p-value), the suite-level paired difference and the gate's simulated false-alarm and
+detection rates, the capability matrix, known failures and XPASSes, every case's prompt and outputs
+(the write-up's, the baseline's and the candidate's, sample 0 side by side with character-level
+differences highlighted, and every sample's text one click away), and provenance. All model text is escaped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from shisa_spec.spec.cases import FIXTURES
 from shisa_spec.gate.compare import IMPROVEMENT, MISSING, NEW, REGRESSION, CaseResult, CheckResult, Comparison, Records
+from shisa_spec.verdicts import stats
 from shisa_spec.generation.transcript import TranscriptError
 from shisa_spec.generation.transcript import read as read_transcript
 
@@ -116,6 +118,7 @@ tr.regression td:not(.case){background:#fff4f3}tr.improvement td:not(.case){back
 .b.regression{background:var(--fail);color:#fff}.b.improvement{background:var(--pass);color:#fff}
 .b.new,.b.missing{background:#475467;color:#fff}.b.changed{background:#2454c5;color:#fff}
 .detail{color:var(--muted);font-size:12.5px}
+.rate{font-size:12.5px;font-variant-numeric:tabular-nums}
 .case-box{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:16px 18px;margin:16px 0}
 .case-box.regression{border-left:5px solid var(--fail)}.case-box.improvement{border-left:5px solid var(--pass)}
 .case-head{display:flex;gap:8px;align-items:center;flex-wrap:wrap;margin-bottom:10px}
@@ -162,7 +165,8 @@ def _verdict_cell(r: CheckResult, side: str, note: str = "") -> str:
     v = r.baseline if side == "baseline" else r.candidate
     if v is None:
         return _badge(None)
-    return f'{_badge(r.outcome(side))}<div class="detail">{escape(v.detail)}{note}</div>'
+    rate = f'<div class="rate">{escape(r.rates(side))}</div>'
+    return f'{_badge(r.outcome(side))}{rate}<div class="detail">{escape(v.detail)}{note}</div>'
 
 
 def _verdict_cells(comp: Comparison, r: CheckResult) -> str:
@@ -170,7 +174,7 @@ def _verdict_cells(comp: Comparison, r: CheckResult) -> str:
     if not comp.has_baseline:
         return f"<td>{_verdict_cell(r, 'candidate')}</td>"
     b, c = r.baseline, r.candidate
-    if b is not None and c is not None and (b.passed, b.detail) == (c.passed, c.detail):
+    if b is not None and c is not None and (b.k, b.n, b.detail) == (c.k, c.n, c.detail) and r.outcome("baseline") == r.outcome("candidate"):
         return f'<td colspan="2">{_verdict_cell(r, "candidate", "<span class=same>(same in both runs)</span>")}</td>'
     return f"<td>{_verdict_cell(r, 'baseline')}</td><td>{_verdict_cell(r, 'candidate')}</td>"
 
@@ -211,8 +215,9 @@ def _changes(comp: Comparison) -> str:
     rows = []
     for r in comp.regressions + comp.improvements:
         rows.append(f'<tr class="{r.status}"><td><a href="#{_anchor(r.case)}">{escape(r.case)}</a></td><td><code>{escape(r.check)}</code></td>'
-                    f'<td>{_change_badge(r.status)}</td><td>{_verdict_cell(r, "baseline")}</td><td>{_verdict_cell(r, "candidate")}</td></tr>')
-    body = ("<table><tr><th>Case</th><th>Check</th><th>Change</th><th>Baseline</th><th>Candidate</th></tr>" + "".join(rows) + "</table>") if rows \
+                    f'<td>{_change_badge(r.status)}</td><td>{_verdict_cell(r, "baseline")}</td><td>{_verdict_cell(r, "candidate")}</td>'
+                    f'<td class="detail">{escape(r.test_text())}</td></tr>')
+    body = ("<table><tr><th>Case</th><th>Check</th><th>Change</th><th>Baseline</th><th>Candidate</th><th>Test</th></tr>" + "".join(rows) + "</table>") if rows \
         else '<p class="detail">No check changed its verdict.</p>'
     extra = []
     changed = comp.changed_outputs
@@ -226,7 +231,36 @@ def _changes(comp: Comparison) -> str:
             extra.append(f"<li>{label}: " + ", ".join(f'<a href="#{_anchor(c.case)}">{escape(c.case)}</a>' for c in cs) + "</li>")
     if comp.unknown:
         extra.append("<li>Records of cases the case file does not define (not judged): " + ", ".join(escape(u) for u in comp.unknown) + "</li>")
-    return "<h2>What changed</h2>" + body + (f'<ul class="tight">{"".join(extra)}</ul>' if extra else "")
+    return "<h2>What changed</h2>" + body + (f'<ul class="tight">{"".join(extra)}</ul>' if extra else "") + _statistics(comp)
+
+
+def gate_simulation(comp: Comparison, sims: int = 2000) -> stats.GateSimulation | None:
+    """The gate's false-alarm rate with both runs drawn from the baseline's observed rates, and its
+    detection rate for one extra check falling from 0.9 to 0.3, at this comparison's size and N."""
+    rows = [r for r in comp.checks() if r.baseline is not None and r.candidate is not None]
+    ns = {r.baseline.n for r in rows} | {r.candidate.n for r in rows}
+    if not rows or ns == {1} or len(ns) != 1:
+        return None
+    n = ns.pop()
+    return stats.simulate_gate([r.baseline.k / n for r in rows], n, sims=sims, alpha=comp.alpha)
+
+
+def statistics_lines(comp: Comparison) -> list[str]:
+    """Plain-text lines on the suite-level difference and the gate's error rates (report, terminal)."""
+    out = []
+    if comp.difference is not None:
+        out.append(comp.difference.summary())
+    sim = gate_simulation(comp)
+    if sim is not None:
+        out.append(f"gate: one-sided Fisher per check, Holm over {sim.checks} checks, alpha {sim.alpha:g}; simulated "
+                   f"({sim.sims} suites, N={sim.n}, both runs at the baseline's rates) false-alarm rate {sim.false_alarm:.3f}, "
+                   f"detection of one check falling {sim.drop[0]:g} -> {sim.drop[1]:g}: {sim.detection:.3f}")
+    return out
+
+
+def _statistics(comp: Comparison) -> str:
+    lines = statistics_lines(comp)
+    return ('<div class="label">Statistics</div><ul class="tight">' + "".join(f"<li>{escape(x)}</li>" for x in lines) + "</ul>") if lines else ""
 
 
 def _matrix(comp: Comparison) -> str:
@@ -240,10 +274,10 @@ def _matrix(comp: Comparison) -> str:
                          f'<div class="detail">{escape(c.category)} · {escape(c.language)}</div>{presence}</td>') if n == 0 else ""
             cells = [case_cell, f"<td><code>{escape(r.check)}</code></td>", f'<td class="detail">{escape(r.kind)}</td>']
             if comp.has_baseline:
-                cells.append(f"<td>{_badge(r.outcome('baseline'))}</td>")
-            cells.append(f"<td>{_badge(r.outcome('candidate'))}</td>")
+                cells.append(f"<td>{_badge(r.outcome('baseline'))}<div class='rate'>{escape(r.rates('baseline'))}</div></td>")
+            cells.append(f"<td>{_badge(r.outcome('candidate'))}<div class='rate'>{escape(r.rates('candidate'))}</div></td>")
             if comp.has_baseline:
-                cells.append(f"<td>{_change_badge(r.status) if c.presence == 'both' else ''}</td>")
+                cells.append(f"<td>{_change_badge(r.status) if c.presence == 'both' else ''}<div class='detail'>{escape(r.test_text())}</div></td>")
             else:
                 cells.append(f'<td class="detail">{escape(r.candidate.detail)}</td>')
             rows.append(f'<tr class="{r.status}">' + "".join(cells) + "</tr>")
@@ -258,14 +292,15 @@ def _known(comp: Comparison) -> str:
         return "<h2>Known failures</h2><p class='detail'>The case file marks no check of these cases as a known failure.</p>"
     rows = "".join(
         f'<tr class="{"improvement" if r.outcome("candidate") == "xpass" else ""}"><td><a href="#{_anchor(r.case)}">{escape(r.case)}</a></td>'
-        f"<td><code>{escape(r.check)}</code></td><td>{_badge(r.outcome('candidate'))}</td><td class='detail'>{escape(r.known_failure or '')}</td></tr>"
+        f"<td><code>{escape(r.check)}</code></td><td>{_badge(r.outcome('candidate'))}<div class='rate'>{escape(r.rates('candidate'))}</div></td>"
+        f"<td class='detail'>{escape(r.known_rate or '—')}</td><td class='detail'>{escape(r.known_failure or '')}</td></tr>"
         for r in marked)
     xp = [r for r in marked if r.outcome("candidate") == "xpass"]
     note = (f'<p><span class="b xpass">! XPASS</span> {len(xp)} marked check{"s" * (len(xp) != 1)} now pass'
             " (strict: the spec run fails until the mark is removed, e.g. with <code>shisa-spec calibrate</code>): "
             + ", ".join(f"<code>{escape(r.id)}</code>" for r in xp) + "</p>") if xp else ""
     return ("<h2>Known failures and XPASSes</h2>" + note +
-            "<table><tr><th>Case</th><th>Check</th><th>Candidate</th><th>Reason in the case file</th></tr>" + rows + "</table>")
+            "<table><tr><th>Case</th><th>Check</th><th>Candidate</th><th>Known rate</th><th>Reason in the case file</th></tr>" + rows + "</table>")
 
 
 def _output_box(title: str, rec: dict[str, Any] | None, body: str | None = None, fin_changed: bool = False) -> str:
@@ -299,7 +334,8 @@ def _case_section(comp: Comparison, c: CaseResult, document: Records | None, lab
             outs = f'<details><summary>Outputs are identical{"" if not c.finish_changed else " (finish reason changed)"} — show</summary>{outs}</details>'
     else:
         outs = _output_box(f"Candidate · {labels['candidate']}", c.candidate)
-    doc = (document or {}).get(c.case)
+    outs += _all_samples(c, labels)
+    doc = ((document or {}).get(c.case) or [None])[0]
     doc_html = ""
     if doc is not None:
         same = [s for s, rec in (("baseline", c.baseline), ("candidate", c.candidate)) if rec is not None and rec["output"] == doc["output"]]
@@ -308,6 +344,22 @@ def _case_section(comp: Comparison, c: CaseResult, document: Records | None, lab
     return (f'<section class="case-box {kind}" id="{_anchor(c.case)}">{head}<div class="label">Prompt</div>'
             f'<pre class="prompt">{escape(c.prompt)}</pre><div class="label">Checks</div>{table}'
             f'<div class="label">Outputs</div>{outs}{doc_html}</section>')
+
+
+def _all_samples(c: CaseResult, labels: dict[str, str]) -> str:
+    """Every sample's text of each side, behind one click, with each check's verdict on it."""
+    out = []
+    for side, samples in (("baseline", c.baseline_samples), ("candidate", c.candidate_samples)):
+        if len(samples) < 2:
+            continue
+        boxes = []
+        for i, rec in enumerate(samples):
+            marks = " ".join(f"{r.check} {'✓' if v.samples[i].passed else '✗'}" for r in c.checks
+                             for v in [r.baseline if side == "baseline" else r.candidate] if v is not None)
+            boxes.append(f'<details class="sample"><summary>sample {i} · {escape(marks)}</summary>'
+                         f'{_output_box(f"{side.title()} sample {i}", rec)}</details>')
+        out.append(f'<details><summary>All {len(samples)} {side} samples · {escape(labels[side])}</summary>{"".join(boxes)}</details>')
+    return "".join(out)
 
 
 def _kv(d: dict[str, Any]) -> str:
@@ -378,10 +430,13 @@ def markdown_summary(comp: Comparison, labels: dict[str, str] | None = None, htm
                   f"{len(comp.changed_outputs)} · new cases: {len(comp.new_cases)} · missing cases: {len(comp.missing_cases)}"]
         changes = comp.regressions + comp.improvements
         if changes:
-            lines += ["", "| case | check | change | baseline | candidate |", "|---|---|---|---|---|"]
+            lines += ["", "| case | check | change | baseline | candidate | test |", "|---|---|---|---|---|---|"]
             for r in changes:
-                lines.append(f"| `{r.case}` | `{r.check}` | {CHANGE_LABEL[r.status]} | {OUTCOME_LABEL[r.outcome('baseline')]} | "
-                             f"{OUTCOME_LABEL[r.outcome('candidate')]}: {_md(short(r.candidate.detail, 160))} |")
+                lines.append(f"| `{r.case}` | `{r.check}` | {CHANGE_LABEL[r.status]} | {OUTCOME_LABEL[r.outcome('baseline')]} {_md(r.rates('baseline'))} | "
+                             f"{OUTCOME_LABEL[r.outcome('candidate')]} {_md(r.rates('candidate'))}: {_md(short(r.candidate.detail, 160))} | {_md(r.test_text())} |")
+        stat = statistics_lines(comp)
+        if stat:
+            lines += [""] + [f"- {_md(x)}" for x in stat]
         for r in comp.regressions:
             c = comp.case(r.case)
             lines += ["", f"<details><summary>{_md(r.id)}: outputs</summary>", "", "Baseline:", "",
@@ -394,8 +449,8 @@ def markdown_summary(comp: Comparison, labels: dict[str, str] | None = None, htm
                   f"{cand['xfail']} known failures, {cand['xpass']} XPASS (no baseline given)."]
         fails = [r for r in comp.checks() if r.outcome("candidate") == "fail"]
         if fails:
-            lines += ["", "| case | check | detail |", "|---|---|---|"] + [
-                f"| `{r.case}` | `{r.check}` | {_md(short(r.candidate.detail, 160))} |" for r in fails]
+            lines += ["", "| case | check | pass rate | detail |", "|---|---|---|---|"] + [
+                f"| `{r.case}` | `{r.check}` | {_md(r.rates('candidate'))} | {_md(short(r.candidate.detail, 160))} |" for r in fails]
     xp = [r for r in comp.checks() if r.outcome("candidate") == "xpass"]
     if xp:
         lines += ["", "XPASS (marked known failures that now pass; remove the marks): " + ", ".join(f"`{r.id}`" for r in xp)]

@@ -1,7 +1,9 @@
 """Where a spec test gets its case's output: a replayed transcript, the generation cache, or the model.
 
 Live runs collect, then batch: the first test that needs an output triggers generation for
-every selected case this process owns, in a handful of batched ``generate()`` calls. Under
+every selected case this process owns, in a handful of batched ``generate()`` calls. A sampled case
+gets ``samples`` samples (seeded by ``sample_seed``), a greedy one (``do_sample: false``) one; records,
+cache entries and the exchange are kept per (case, sample). Under
 pytest-xdist the selected cases are split between workers (one GPU each); a worker that needs a
 case owned by another waits for it in a shared exchange folder, or claims and generates it itself
 if nobody has, so every case is generated once overall.
@@ -19,7 +21,7 @@ from typing import Any, Callable, Sequence
 from shisa_spec.generation import prompting
 from shisa_spec.generation.cache import GenerationCache, cache_key
 from shisa_spec.spec.cases import Case, Suite
-from shisa_spec.generation.engine import ENGINE_VERSION, Engine, Request, Result, case_seed
+from shisa_spec.generation.engine import ENGINE_VERSION, Engine, Request, Result, SampleKey, sample_seed
 
 
 class MissingCase(LookupError):
@@ -33,13 +35,20 @@ class RunOptions:
     system_prompt: str | None = None
     batch_size: int = 16
     static_cache: bool = False
+    samples: int = 1  # per sampled case; the pytest plugin's --samples default is DEFAULT_SAMPLES
+
+    def samples_for(self, case: Case) -> int:
+        return self.samples if case.generation.do_sample else 1
 
     def style_for(self, case: Case) -> str:
         return self.prompt_style or case.prompt_style
 
 
+DEFAULT_SAMPLES = 16  # README: "Choosing N" (power analysis)
+
+
 class Exchange:
-    """A folder shared by xdist workers: claim a case before generating it, publish its record after."""
+    """A folder shared by xdist workers: claim a case before generating it, publish each sample's record after."""
 
     def __init__(self, root: Path, wait_s: float = 3600.0):
         self.root = root
@@ -49,8 +58,8 @@ class Exchange:
     def _claim_path(self, case_id: str) -> Path:
         return self.root / f"{case_id}.claim"
 
-    def _result_path(self, case_id: str) -> Path:
-        return self.root / f"{case_id}.json"
+    def _result_path(self, case_id: str, sample: int) -> Path:
+        return self.root / f"{case_id}.{sample}.json"
 
     def claim(self, case_id: str) -> bool:
         try:
@@ -62,13 +71,17 @@ class Exchange:
         return True
 
     def publish(self, record: dict[str, Any]) -> None:
-        tmp = self._result_path(record["case"]).with_suffix(".tmp")
+        final = self._result_path(record["case"], record["sample"])
+        tmp = final.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self._result_path(record["case"]))
+        os.replace(tmp, final)
 
-    def fetch(self, case_id: str) -> dict[str, Any] | None:
-        p = self._result_path(case_id)
-        return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+    def fetch(self, case_id: str, samples: int) -> list[dict[str, Any]] | None:
+        """All ``samples`` records of a case once every one is published, else None."""
+        paths = [self._result_path(case_id, i) for i in range(samples)]
+        if not all(p.exists() for p in paths):
+            return None
+        return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
 
     def _holder_alive(self, case_id: str) -> bool:
         try:
@@ -78,11 +91,11 @@ class Exchange:
         except (OSError, ValueError):
             return False
 
-    def wait(self, case_id: str) -> dict[str, Any] | None:
-        """The record once its claimer publishes it; None if the claimer died or time ran out."""
+    def wait(self, case_id: str, samples: int) -> list[dict[str, Any]] | None:
+        """The case's records once its claimer publishes them all; None if the claimer died or time ran out."""
         deadline = time.monotonic() + self.wait_s
         while time.monotonic() < deadline:
-            rec = self.fetch(case_id)
+            rec = self.fetch(case_id, samples)
             if rec is not None:
                 return rec
             if not self._holder_alive(case_id):
@@ -118,23 +131,31 @@ class OutputStore:
         self.worker = worker
         self.loaded: Any = None
         self.engine: Engine | None = None
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[SampleKey, dict[str, Any]] = {}  # (case, sample) -> transcript record
         self._started = False
 
     @property
     def generate_calls(self) -> int:
         return self.engine.batches_run if self.engine else 0
 
-    def get(self, case_id: str) -> dict[str, Any]:
-        """The transcript record for a case (keys: case, output, finish_reason, ...)."""
-        if case_id in self.records:
-            return self.records[case_id]
+    def samples_of(self, case_id: str) -> list[dict[str, Any]] | None:
+        """The case's sample records if every one is at hand, else None."""
+        n = self.options.samples_for(self.suite.case(case_id))
+        recs = [self.records.get((case_id, i)) for i in range(n)]
+        return None if any(r is None for r in recs) else recs  # type: ignore[return-value]
+
+    def get(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's transcript records, one per sample (keys: case, sample, output, finish_reason, ...)."""
         if self.replay is not None:
-            rec = self.replay.get(case_id)
-            if rec is None:
+            recs = self.replay.get(case_id)
+            if recs is None:
                 raise MissingCase(f"case {case_id!r} is not in the replayed transcript")
-            self.records[case_id] = rec
-            return rec
+            for i, rec in enumerate(recs):
+                self.records[(case_id, i)] = rec
+            return recs
+        done = self.samples_of(case_id)
+        if done is not None:
+            return done
         if not self._started:
             self._started = True
             index, count = self.worker
@@ -142,24 +163,29 @@ class OutputStore:
             if self.exchange is not None:
                 mine = [c for c in mine if self.exchange.claim(c)]
             self._produce(mine)
-        if case_id not in self.records:
+        done = self.samples_of(case_id)
+        if done is None:
             self._obtain_foreign(case_id)
-        return self.records[case_id]
+            done = self.samples_of(case_id)
+        assert done is not None, case_id
+        return done
 
     def _obtain_foreign(self, case_id: str) -> None:
         assert self.exchange is not None or case_id not in self.needed, case_id
         if self.exchange is None:
             self._produce([case_id])
             return
-        while case_id not in self.records:
-            rec = self.exchange.fetch(case_id)
-            if rec is None and not self.exchange.claim(case_id):
-                rec = self.exchange.wait(case_id)
-            elif rec is None:
+        n = self.options.samples_for(self.suite.case(case_id))
+        while self.samples_of(case_id) is None:
+            recs = self.exchange.fetch(case_id, n)
+            if recs is None and not self.exchange.claim(case_id):
+                recs = self.exchange.wait(case_id, n)
+            elif recs is None:
                 self._produce([case_id])
                 continue
-            if rec is not None:
-                self.records[case_id] = rec
+            if recs is not None:
+                for rec in recs:
+                    self.records[(case_id, rec["sample"])] = rec
 
     def _ensure_prepared(self) -> Any:
         """Tokenizer and provenance: enough for prompts and cache keys, without reading the weights."""
@@ -175,28 +201,31 @@ class OutputStore:
             self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
 
-    def _case_request(self, case: Case) -> Request:
+    def _case_requests(self, case: Case) -> list[Request]:
         style = self.options.style_for(case)
         system = self.options.system_prompt if self.options.system_prompt is not None else case.system_prompt
         rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
-        return Request(case.id, rendered, case.generation, case_seed(self.options.seed, case.id))
+        seed = self.options.seed
+        return [Request(case.id, rendered, case.generation, sample_seed(seed, case.id, i), sample=i)
+                for i in range(self.options.samples_for(case))]
 
     def _produce(self, case_ids: Sequence[str]) -> None:
         if not case_ids:
             return
         prepared = self._ensure_prepared()
-        requests = [self._case_request(self.suite.case(c)) for c in case_ids]
+        requests = [r for c in case_ids for r in self._case_requests(self.suite.case(c))]
         todo: list[Request] = []
-        keys: dict[str, str] = {}
+        keys: dict[SampleKey, str] = {}
         for req in requests:
             key = cache_key(
                 prepared.provenance, req.rendered, req.settings.as_dict(), req.seed,
                 {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache},
             )
-            keys[req.case_id] = key
+            keys[req.key] = key
             hit = self.cache.get(key) if self.cache else None
             if hit is not None:
-                result = Result(hit["case"], hit["output"], hit["finish_reason"], hit.get("new_tokens", 0), hit.get("prompt_tokens", 0), from_cache=True)
+                result = Result(hit["case"], hit["output"], hit["finish_reason"], hit.get("new_tokens", 0), hit.get("prompt_tokens", 0),
+                                from_cache=True, sample=req.sample)
                 self._record(req, result)
             else:
                 todo.append(req)
@@ -206,7 +235,7 @@ class OutputStore:
             for result in done:
                 self._record(by_id[result.key], result)
                 if self.cache:
-                    self.cache.put(keys[result.case_id], {k: v for k, v in self.records[result.case_id].items() if k != "from_cache"})
+                    self.cache.put(keys[result.key], {k: v for k, v in self.records[result.key].items() if k != "from_cache"})
 
         if todo:
             self._ensure_engine().generate(todo, on_batch=keep)
@@ -215,6 +244,7 @@ class OutputStore:
         case = self.suite.case(req.case_id)
         rec = {
             "case": req.case_id,
+            "sample": req.sample,
             "output": result.output,
             "finish_reason": result.finish_reason,
             "new_tokens": result.new_tokens,
@@ -223,12 +253,12 @@ class OutputStore:
             "prompt_style": self.options.style_for(case),
             "rendered_prompt": req.rendered,
             "seed": self.options.seed,
-            "case_seed": req.seed,
+            "sample_seed": req.seed,
             "generation": req.settings.as_dict(),
             "batch_size": result.batch_size,
             "seconds": round(result.seconds, 4),
             "provenance": (self.loaded or self.prepared).provenance,
         }
-        self.records[req.case_id] = rec
+        self.records[req.key] = rec
         if self.exchange is not None:
             self.exchange.publish(rec)

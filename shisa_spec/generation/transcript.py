@@ -1,8 +1,9 @@
-"""Transcripts: one JSON Lines record per case, written from live runs and replayed through the spec.
+"""Transcripts: one JSON Lines record per (case, sample), written from live runs and replayed through the spec.
 
-A record needs ``case``, ``output`` and ``finish_reason``; live runs add provenance (model,
-revision, dtype, device, library versions, seed, generation settings, rendered prompt) and
-whether the output came from the generation cache.
+A record needs ``case``, ``output`` and ``finish_reason``, and ``sample`` (0-based) in multi-sample
+files; live runs add provenance (model, revision, dtype, device, library versions, seed, generation
+settings, rendered prompt) and whether the output came from the generation cache. A file whose
+records have no ``sample`` field holds one sample per case (the document's transcript, older runs).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def validate_record(rec: Any, where: str) -> dict[str, Any]:
         raise TranscriptError(f"{where}: 'case' must be a non-empty string")
     if not isinstance(rec["output"], str):
         raise TranscriptError(f"{where}: 'output' of case {rec['case']!r} must be a string")
+    if "sample" in rec and (not isinstance(rec["sample"], int) or isinstance(rec["sample"], bool) or rec["sample"] < 0):
+        raise TranscriptError(f"{where}: 'sample' of case {rec['case']!r} is {rec['sample']!r}; expected an integer >= 0")
     if rec["finish_reason"] not in FINISH_REASONS:
         raise TranscriptError(
             f"{where}: 'finish_reason' of case {rec['case']!r} is {rec['finish_reason']!r}; expected 'eos' or 'length'"
@@ -37,8 +40,13 @@ def validate_record(rec: Any, where: str) -> dict[str, Any]:
     return rec
 
 
-def read(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Records by case id; a malformed line or a case given twice is a TranscriptError."""
+Records = dict[str, list[dict[str, Any]]]  # case id -> its samples' records, sample 0 first
+
+
+def read(path: str | Path) -> Records:
+    """Each case's sample records, in sample order; a TranscriptError (one line) for a malformed line,
+    a (case, sample) given twice, a gap in a case's samples, or a file mixing records with and
+    without ``sample``."""
     p = Path(path)
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
@@ -46,7 +54,8 @@ def read(path: str | Path) -> dict[str, dict[str, Any]]:
         raise TranscriptError(f"{p}: no such transcript") from None
     except UnicodeDecodeError as e:
         raise TranscriptError(f"{p}: not UTF-8 ({e.reason} at byte {e.start})") from None
-    records: dict[str, dict[str, Any]] = {}
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    with_sample: tuple[bool, int] | None = None  # (has 'sample', first line) of the first record
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -56,10 +65,32 @@ def read(path: str | Path) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError as e:
             raise TranscriptError(f"{where}: not JSON ({e.msg} at column {e.colno})") from None
         validate_record(rec, where)
-        if rec["case"] in records:
-            raise TranscriptError(f"{where}: case {rec['case']!r} appears twice")
-        records[rec["case"]] = rec
+        has = "sample" in rec
+        if with_sample is None:
+            with_sample = (has, n)
+        elif has != with_sample[0]:
+            first = "has" if with_sample[0] else "has no"
+            raise TranscriptError(f"{where}: mixed transcript: line {with_sample[1]} {first} 'sample' field, this line "
+                                  f"{'has' if has else 'has none'}; give every record a 'sample' or none")
+        sample = rec["sample"] if has else 0
+        samples = found.setdefault(rec["case"], {})
+        if sample in samples:
+            what = f"case {rec['case']!r} sample {sample}" if has else f"case {rec['case']!r}"
+            raise TranscriptError(f"{where}: {what} appears twice")
+        samples[sample] = rec
+    records: Records = {}
+    for case, samples in found.items():
+        missing = sorted(set(range(max(samples) + 1)) - set(samples))
+        if missing:
+            raise TranscriptError(f"{p}: case {case!r} has sample {max(samples)} but not sample {missing[0]} "
+                                  f"({len(missing)} missing): samples must run 0..N-1 without gaps")
+        records[case] = [samples[i] for i in range(len(samples))]
     return records
+
+
+def flatten(records: Records) -> list[dict[str, Any]]:
+    """All sample records, case by case in the given order, samples in order."""
+    return [rec for samples in records.values() for rec in samples]
 
 
 def write(path: str | Path, records: Iterable[dict[str, Any]]) -> Path:

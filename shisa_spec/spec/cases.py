@@ -32,6 +32,9 @@ DOCUMENT_GENERATION = {
 }
 
 
+DEFAULT_MIN_PASS_RATE = 0.5  # a check's required pass rate unless the case file says otherwise
+
+
 class CaseFileError(ValueError):
     """A case file that cannot be used; the message is one line naming file, case and field."""
 
@@ -59,6 +62,7 @@ class CheckSpec:
     id: str
     check: str
     params: dict[str, Any] = field(default_factory=dict)
+    min_pass_rate: float = DEFAULT_MIN_PASS_RATE  # the check's, else the file's top-level, else the default
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class KnownFailure:
     check: str
     reason: str
     when: dict[str, str] = field(default_factory=dict)
+    rate: str | None = None  # "k/N": how often the known model passed when the mark was calibrated
 
     def applies(self, run: dict[str, str]) -> bool:
         """True when every condition in ``when`` matches the run's settings."""
@@ -190,8 +195,9 @@ def _build(file: Path, data: dict[str, Any]) -> Suite:
     default_ids = [c["id"] for c in default_checks]
     if len(set(default_ids)) != len(default_ids):
         raise _fail(file, "defaults", "checks", "check ids must be unique")
+    suite_rate = float(data.get("min_pass_rate", DEFAULT_MIN_PASS_RATE))
     default_specs = [
-        CheckSpec(c["id"], c["check"], _resolve_check_params(file, "defaults", f"checks[{i}]", c))
+        CheckSpec(c["id"], c["check"], _resolve_check_params(file, "defaults", f"checks[{i}]", c), float(c.get("min_pass_rate", suite_rate)))
         for i, c in enumerate(default_checks)
     ]
     seen: set[str] = set()
@@ -210,7 +216,8 @@ def _build(file: Path, data: dict[str, Any]) -> Suite:
         for i, c in enumerate(raw["checks"]):
             if c["id"] in {s.id for s in specs}:
                 raise _fail(file, where, f"checks[{i}].id", f"duplicate check id {c['id']!r}")
-            specs.append(CheckSpec(c["id"], c["check"], _resolve_check_params(file, where, f"checks[{i}]", c)))
+            specs.append(CheckSpec(c["id"], c["check"], _resolve_check_params(file, where, f"checks[{i}]", c),
+                                   float(c.get("min_pass_rate", suite_rate))))
         if not specs:
             raise _fail(file, where, "checks", "a case needs at least one check")
         ids = {s.id for s in specs}
@@ -218,7 +225,10 @@ def _build(file: Path, data: dict[str, Any]) -> Suite:
         for i, kf in enumerate(raw.get("known_failures") or []):
             if kf["check"] not in ids:
                 raise _fail(file, where, f"known_failures[{i}].check", f"{kf['check']!r} is not one of this case's checks ({', '.join(sorted(ids))})")
-            kfs.append(KnownFailure(kf["check"], kf["reason"], dict(kf.get("when") or {})))
+            rate = kf.get("rate")
+            if rate is not None and int(rate.split("/")[0]) > int(rate.split("/")[1]):
+                raise _fail(file, where, f"known_failures[{i}].rate", f"{rate!r}: more passes than samples")
+            kfs.append(KnownFailure(kf["check"], kf["reason"], dict(kf.get("when") or {}), rate))
         gen = GenerationSettings(**{**gen_defaults, **(raw.get("generation") or {})})
         cases.append(
             Case(

@@ -90,7 +90,7 @@ def test_select_limits_to_the_tests_that_ran():
 
 
 def test_unknown_record_cases_are_listed_not_judged():
-    extra = {**CAND, "not-a-case": {"case": "not-a-case", "output": "x", "finish_reason": "eos"}}
+    extra = {**CAND, "not-a-case": [{"case": "not-a-case", "output": "x", "finish_reason": "eos"}]}
     assert compare.compare(SUITE, BASE, extra).unknown == ("not-a-case",)
 
 
@@ -122,8 +122,9 @@ def test_known_failure_when_is_matched_against_the_run_conditions(tmp_path: Path
     recs = {"ja-apples-remaining": CAND["ja-apples-remaining"]}
     plain = compare.compare(suite, None, recs)
     assert next(r for r in plain.checks() if r.check == "answer").outcome("candidate") == "fail"
-    q4 = {**recs["ja-apples-remaining"], "provenance": {**recs["ja-apples-remaining"]["provenance"], "quantize": "4bit"}}
-    marked = compare.compare(suite, None, {"ja-apples-remaining": q4})
+    rec = recs["ja-apples-remaining"][0]
+    q4 = {**rec, "provenance": {**rec["provenance"], "quantize": "4bit"}}
+    marked = compare.compare(suite, None, {"ja-apples-remaining": [q4]})
     assert next(r for r in marked.checks() if r.check == "answer").outcome("candidate") == "xfail"
     forced = compare.compare(suite, None, recs, conditions=lambda c, r: {"quantize": "4bit"})
     assert next(r for r in forced.checks() if r.check == "answer").known_failure == "4-bit quantisation loses the count"
@@ -131,5 +132,5 @@ def test_known_failure_when_is_matched_against_the_run_conditions(tmp_path: Path
 
 def test_record_conditions_reads_provenance():
     case = SUITE.case("ja-apples-remaining")
-    assert compare.record_conditions(case, DOC[case.id]) == {"quantize": "none", "prompt_style": "document", "model": "augmxnt/shisa-7b-v1"}
+    assert compare.record_conditions(case, DOC[case.id][0]) == {"quantize": "none", "prompt_style": "document", "model": "augmxnt/shisa-7b-v1"}
     assert compare.record_conditions(case, None)["prompt_style"] == case.prompt_style

@@ -98,8 +98,8 @@ def test_side_by_side_outputs_round_trip_through_the_diff(page, comp):
     base = read(GATE / "baseline.jsonl")
     for case in ("ja-apples-remaining", "ja-bat-and-ball", "en-first-president"):
         texts = t.outputs[case]
-        assert texts[0] == base[case]["output"] and texts[1] == cand[case]["output"], case
-        assert texts[2] == DOC[case]["output"]  # the write-up's output
+        assert texts[0] == base[case][0]["output"] and texts[1] == cand[case][0]["output"], case
+        assert texts[2] == DOC[case][0]["output"]  # the write-up's output
     sec = page[page.index('id="case-ja-apples-remaining"'):]
     sec = sec[: sec.index("</section>")]
     assert 'class="sbs"' in sec and "<del>5</del>" in sec and "<ins>2</ins>" in sec
@@ -135,7 +135,7 @@ def test_char_diff_of_japanese():
 def test_markdown_summary(comp):
     md = report.markdown_summary(comp, {"baseline": "old.jsonl", "candidate": "new.jsonl"}, "out.html")
     assert md.startswith("## shisa-spec · shisa-7b-v1-document")
-    assert "❌ 1 regression" in md and "| `ja-apples-remaining` | `answer` | regression | pass | fail:" in md
+    assert "❌ 1 regression" in md and "| `ja-apples-remaining` | `answer` | regression | pass 1/1 (1 sample: no interval) | fail 0/1 (1 sample: no interval):" in md
     assert "リンゴを2個取り除いた後" in md and "リンゴを5個取り除いた後" in md  # both outputs of the regression
     assert "New cases: `ja-json-format`" in md and "Missing cases: `en-cookie-mystery`" in md
     assert "XPASS" in md and "`ja-bat-and-ball.eos`" in md
