@@ -2,13 +2,18 @@
 
 Registered by ``shisa_spec.frontends.pytest_plugin`` (not meant for ``-p``). At session end the controller (not
 an xdist worker) compares the run's transcript records with the baseline transcript, both judged
-by the current case file, over the (case, check) tests this run selected.
+by the current case file, over the (case, check) tests this run selected: per check k/N, 95% interval,
+one-sided Fisher p-value Holm-adjusted over the checks, and the suite's paired difference. The
+comparison goes into the JUnit XML as the global property ``shisa_gate`` (JSON), so the gate runs
+before the JUnit writer (tryfirst).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import json
 
 import pytest
 
@@ -66,14 +71,15 @@ class Gate:
             if pair:
                 self.selected.add(pair)
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = pytest_state._state(self.config)
-        records = state.final_records or {}
+        records = pytest_state.finalize_records(self.config)
         self.comparison = compare.compare(
             pytest_state._suite(self.config), self.baseline, records,
             conditions=lambda case, _rec: state.run_conditions(case), select=self.selected,
         )
+        self._junit_properties()
         if self.report_path:
             self.written = report.write(self.comparison, self.report_path, report.load_document(), self.labels(state))
         n = len(self.comparison.regressions)
@@ -82,6 +88,20 @@ class Gate:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             if not session.shouldfail:
                 session.shouldfail = f"shisa-spec: {n} regression{'s' * (n != 1)} against the baseline {self.baseline_path}"
+
+    def _junit_properties(self) -> None:
+        from _pytest.junitxml import xml_key
+
+        xml = self.config.stash.get(xml_key, None)
+        comp = self.comparison
+        if xml is None or comp is None or not comp.has_baseline:
+            return
+        rows = [{"case": r.case, "check": r.check, "status": r.status,
+                 "baseline": r.rates("baseline"), "candidate": r.rates("candidate"),
+                 "p": r.p_value, "p_holm": r.p_adjusted} for r in comp.checks()]
+        d = comp.difference
+        suite = {"mean": d.mean, "se": d.se, "low": d.low, "high": d.high} if d is not None else None
+        xml.add_global_property("shisa_gate", json.dumps({"alpha": comp.alpha, "checks": rows, "suite_difference": suite}, ensure_ascii=False))
 
     def labels(self, state: Any) -> dict[str, str]:
         cand = f"replay of {state.replay_path}" if not state.live else f"this run ({self.config.option.shisa_model})"
@@ -102,9 +122,16 @@ class Gate:
 
     def _write_regression(self, tr: Any, c: compare.CaseResult, r: compare.CheckResult) -> None:
         tr.write_sep("_", f"REGRESSION {r.id} [{r.kind}]", red=True)
-        tr.write_line(f"passed in the baseline ({r.baseline.detail}); fails now: {r.candidate.detail}")
-        for side, rec in (("baseline", c.baseline), ("candidate", c.candidate)):
-            tr.write_line(f"--- {side} output (finish_reason={rec['finish_reason']}) ---")
+        if r.p_value is None:
+            tr.write_line(f"passed in the baseline ({r.baseline.detail}); fails now: {r.candidate.detail}")
+        else:
+            tr.write_line(f"baseline {r.rates('baseline')} -> candidate {r.rates('candidate')}; {r.test_text()}")
+        shown = (("baseline", c.baseline_samples, r.baseline, True), ("candidate", c.candidate_samples, r.candidate, False))
+        for side, samples, v, want in shown:  # a passing baseline sample beside a failing candidate one
+            i = next((n for n, x in enumerate(v.samples) if x.passed == want), 0)
+            rec = samples[i]
+            which = "output" if len(samples) == 1 else f"sample {i} of {len(samples)}"
+            tr.write_line(f"--- {side} {which} (finish_reason={rec['finish_reason']}) ---")
             tr.write_line(report.short(rec["output"], 600))
 
     def _write_changes(self, tr: Any, comp: compare.Comparison) -> None:
@@ -112,7 +139,12 @@ class Gate:
                   f"{len(comp.changed_outputs)} changed output(s), {len(comp.new_cases)} new, {len(comp.missing_cases)} missing case(s)")
         tr.write_sep("-", f"shisa-spec changes against {self.baseline_path}", red=bool(comp.regressions), green=not comp.regressions)
         tr.write_line(counts)
-        rows = [(r.status, r.id, f"{report.OUTCOME_LABEL[r.outcome('baseline')]} -> {report.OUTCOME_LABEL[r.outcome('candidate')]}")
+        def rate(r: compare.CheckResult, side: str) -> str:
+            v = r.baseline if side == "baseline" else r.candidate
+            return f" {r.rates(side)}" if v is not None and v.n > 1 else ""
+
+        rows = [(r.status, r.id, f"{report.OUTCOME_LABEL[r.outcome('baseline')]}{rate(r, 'baseline')} -> "
+                 f"{report.OUTCOME_LABEL[r.outcome('candidate')]}{rate(r, 'candidate')}" + (f"; {r.test_text()}" if r.p_value is not None else ""))
                 for r in comp.regressions + comp.improvements]
         for c in comp.changed_outputs:
             what = "text" if c.text_changed else ""
@@ -124,6 +156,8 @@ class Gate:
         width = max((len(r[1]) for r in rows), default=0)
         for status, name, what in rows:
             tr.write_line(f"  {status:<12} {name:<{width}}  {what}", red=status == compare.REGRESSION, green=status == compare.IMPROVEMENT)
+        for line in report.statistics_lines(comp):
+            tr.write_line(line)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -16,12 +16,14 @@ from shisa_spec.spec import checks
 from shisa_spec.generation import loader
 from shisa_spec.frontends import pytest_gate as plugin_gate
 from shisa_spec.frontends import tokenizer_spec
-from shisa_spec.frontends.pytest_state import _state, _suite
-from shisa_spec.spec.cases import DEFAULT_CASES, Case, CheckSpec
+from shisa_spec.frontends.pytest_state import _state, _suite, finalize_records
+from shisa_spec.spec.cases import DEFAULT_CASES, Case, CheckSpec, KnownFailure
 from shisa_spec.generation.engine import GenerationOOM
 from shisa_spec.generation.prompting import TemplateError
-from shisa_spec.generation.store import MissingCase
+from shisa_spec.generation.store import DEFAULT_SAMPLES, MissingCase
+from shisa_spec.generation.transcript import flatten
 from shisa_spec.generation.transcript import write as write_transcript
+from shisa_spec.verdicts import stats
 
 class SpecCheckFailed(AssertionError):
     """A check judged the output wrong: the only failure a known-failure (xfail) mark expects."""
@@ -31,6 +33,7 @@ class SpecCheckFailed(AssertionError):
 class SpecItem:
     case: Case
     check: CheckSpec
+    known: KnownFailure | None = None  # the known-failure mark that applies to this run
 
     @property
     def id(self) -> str:
@@ -50,7 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--prompt-style", dest="shisa_prompt_style", default=None, choices=["document", "chat"], help="override the case file: document (the source's ask(): prompt as a system message) or chat (system prompt + user message)")
     g.addoption("--system-prompt", dest="shisa_system_prompt", default=None, help="system prompt for --prompt-style chat (default: the model card's)")
     g.addoption("--cases", dest="shisa_cases", default=str(DEFAULT_CASES), help="case file (YAML), default %(default)s")
-    g.addoption("--batch-size", dest="shisa_batch_size", type=int, default=16, help="cases per generate() call (1 for strict batch-1 runs)")
+    g.addoption("--batch-size", dest="shisa_batch_size", type=int, default=16, help="rows (samples) per generate() call (1 for strict batch-1 runs)")
+    g.addoption("--samples", dest="shisa_samples", type=int, default=DEFAULT_SAMPLES,
+                help="samples per sampled case (default %(default)s; greedy cases take one); verdicts from k of N with a 95%% interval")
     g.addoption("--static-cache", dest="shisa_static_cache", default="off", choices=["on", "off"], help="our decode loop over a static KV cache with a compiled, CUDA-graphed step: 3.7x faster steps once compiled, but compiling costs time once per process (see README)")
     g.addoption("--transcript", dest="shisa_transcript", default=None, help="write a JSON Lines record per case to this path")
     g.addoption("--replay", dest="shisa_replay", default=None, help="judge the outputs of a transcript instead of running a model")
@@ -64,6 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.shisa_batch_size < 1:
         raise pytest.UsageError("--batch-size must be at least 1")
+    if config.option.shisa_samples < 1:
+        raise pytest.UsageError("--samples must be at least 1")
     _state(config)
     config.pluginmanager.register(plugin_gate, "shisa_spec.frontends.pytest_gate")
     tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
@@ -77,11 +84,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     for case in suite.cases:
         for spec in case.checks:
-            item = SpecItem(case, spec)
-            marks = [pytest.mark.xdist_group(case.id)]
             kf = case.known_failure(spec.id, state.run_conditions(case))
+            item = SpecItem(case, spec, kf)
+            marks = [pytest.mark.xdist_group(case.id)]
             if kf is not None:
-                marks.append(pytest.mark.xfail(strict=True, reason=kf.reason, raises=SpecCheckFailed))
+                reason = f"known failure (measured {kf.rate}): {kf.reason}" if kf.rate else kf.reason
+                marks.append(pytest.mark.xfail(strict=True, reason=reason, raises=SpecCheckFailed))
             params.append(pytest.param(item, id=item.id, marks=marks))
     metafunc.parametrize("spec_item", params)
 
@@ -135,7 +143,7 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     )
     static = opt.shisa_static_cache == "on"
     run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
-                     batch_size=opt.shisa_batch_size, static_cache=static)
+                     batch_size=opt.shisa_batch_size, static_cache=static, samples=opt.shisa_samples)
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
@@ -153,8 +161,8 @@ def spec_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The transcript record of the item's case (generated in batches on first use)."""
+def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """The transcript records of the item's case, one per sample (generated in batches on first use)."""
     state = _state(request.config)
     if state.load_error:
         pytest.fail(state.load_error, pytrace=False)
@@ -168,49 +176,57 @@ def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureReq
         pytest.fail(state.load_error, pytrace=False)
 
 
-def judge(item: SpecItem, record: dict[str, Any], record_property: Any) -> checks.Verdict:
-    """Run the item's check on its case's output; raise SpecCheckFailed when the check fails."""
+def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, runxfail: bool = False) -> stats.Decision:
+    """Run the item's check on every sample of its case and decide (``stats.decide``); raise SpecCheckFailed
+    when the decision fails the test: unmarked and clearly below the required rate, or marked and not
+    clearly meeting it (so the strict xfail holds). With one sample, the sample's verdict decides."""
     __tracebackhide__ = True
-    verdict = checks.run(item.check.check, checks.Output(record["output"], record["finish_reason"]), item.check.params)
+    verdicts = [checks.run(item.check.check, checks.Output(r["output"], r["finish_reason"]), item.check.params) for r in records]
+    k = sum(v.passed for v in verdicts)
+    marked = item.known is not None and not runxfail
+    d = stats.decide(k, len(verdicts), item.check.min_pass_rate, marked)
     record_property("shisa", json.dumps({
         "case": item.case.id, "check": item.check.id, "kind": item.check.check,
-        "passed": verdict.passed, "detail": verdict.detail,
+        "passed": not d.failed if not marked else d.outcome == stats.XPASS, "k": k, "n": d.n,
+        "ci_low": d.low, "ci_high": d.high, "min_pass_rate": d.required, "outcome": d.outcome,
+        "known_rate": item.known.rate if item.known else None,
+        "detail": verdicts[0].detail if d.n == 1 else d.summary(),
+        "samples": [v.passed for v in verdicts],
     }, ensure_ascii=False))
-    if not verdict.passed:
-        text = record["output"]
+    if d.failed:
+        bad = next((i for i, v in enumerate(verdicts) if not v.passed), 0)
+        rec = records[bad]
+        text = rec["output"]
         shown = text if len(text) <= 600 else text[:600] + f"… [{len(text) - 600} more chars]"
-        raise SpecCheckFailed(
-            f"{item.id} [{item.check.check}]: {verdict.detail}\n"
-            f"--- output (finish_reason={record['finish_reason']}) ---\n{shown}"
-        )
-    return verdict
+        if d.n == 1:
+            head = f"{item.id} [{item.check.check}]: {verdicts[0].detail} (1 sample: no interval)"
+            label = "output"
+        else:
+            head = f"{item.id} [{item.check.check}]: {d.summary()}\nfirst failing sample {bad}: {verdicts[bad].detail}"
+            label = f"output of sample {bad}"
+        raise SpecCheckFailed(f"{head}\n--- {label} (finish_reason={rec['finish_reason']}) ---\n{shown}")
+    return d
 
 
-def _records_in_order(config: pytest.Config, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    order = {c.id: n for n, c in enumerate(_suite(config).cases)}
-    return sorted(records.values(), key=lambda r: order.get(r["case"], len(order)))
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = _state(config)
-    store = state.store
-    records = dict(store.records) if store is not None else {}
     if getattr(config, "workerinput", None) is not None:
-        config.workeroutput["shisa_records"] = json.dumps(list(records.values()), ensure_ascii=False)
+        store = state.store
+        records = list(store.records.values()) if store is not None else []
+        config.workeroutput["shisa_records"] = json.dumps(records, ensure_ascii=False)
         return
-    for rec in state.worker_records:
-        records.setdefault(rec["case"], rec)
+    records = finalize_records(config)
     if config.option.shisa_transcript and state.live and records:
-        write_transcript(config.option.shisa_transcript, _records_in_order(config, records))
-    state.final_records = records
+        write_transcript(config.option.shisa_transcript, flatten(records))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     out = getattr(node, "workeroutput", {}) or {}
     if "shisa_records" in out:
-        _state(node.config).worker_records.extend(json.loads(out["shisa_records"]))
+        _state(node.config).worker_records.extend(json.loads(out["shisa_records"]))  # one record per (case, sample)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -219,14 +235,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not records:
         return
     tr = terminalreporter
+    samples = sum(len(v) for v in records.values())
+    ns = sorted({len(v) for v in records.values()})
+    per = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
     if state.live:
-        cached = sum(1 for r in records.values() if r.get("from_cache"))
+        cached = sum(1 for v in records.values() for r in v if r.get("from_cache"))
         calls = state.store.generate_calls if state.store is not None else 0
-        line = f"shisa-spec: {len(records)} cases, {len(records) - cached} generated in {calls} batched generate() call(s) in this process, {cached} from cache"
+        line = (f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case), {samples - cached} generated in "
+                f"{calls} batched generate() call(s) in this process, {cached} from cache")
         if state.store is not None and state.store.loaded is None and state.store.prepared is not None:
             line += " (weights not loaded)"
     else:
-        line = f"shisa-spec: {len(records)} cases replayed from {state.replay_path}"
+        line = f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case) replayed from {state.replay_path}"
     if config.option.shisa_transcript and state.live:
         line += f"; transcript: {config.option.shisa_transcript}"
     tr.write_line(line)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shisa_spec.generation.transcript import TranscriptError
+from shisa_spec.generation.transcript import Records, TranscriptError
 from shisa_spec.generation.transcript import read as read_transcript
 from shisa_spec.spec.cases import Case, CaseFileError, Suite, load_suite
 
@@ -30,8 +30,8 @@ class SpecState:
                 raise pytest.UsageError(str(e)) from None
         self.store: Any = None
         self.load_error: str | None = None
-        self.worker_records: list[dict[str, Any]] = []
-        self.final_records: dict[str, dict[str, Any]] | None = None  # set at session end (controller)
+        self.worker_records: list[dict[str, Any]] = []  # one per (case, sample), from xdist workers
+        self.final_records: Records | None = None  # case -> its samples' records; set at session end (controller)
 
     @property
     def live(self) -> bool:
@@ -60,3 +60,22 @@ def _state(config: pytest.Config) -> SpecState:
     if STATE_KEY not in config.stash:
         config.stash[STATE_KEY] = SpecState(config)
     return config.stash[STATE_KEY]
+
+
+def finalize_records(config: pytest.Config) -> Records:
+    """The run's records by case (suite order), samples in order: this process's and the xdist workers'.
+    Computed once at session end, whichever of the plugin and the gate asks first."""
+    state = _state(config)
+    if state.final_records is not None:
+        return state.final_records
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    if state.store is not None:
+        found.update(state.store.records)
+    for rec in state.worker_records:
+        found.setdefault((rec["case"], rec.get("sample", 0)), rec)
+    order = {c.id: n for n, c in enumerate(_suite(config).cases)}
+    records: Records = {}
+    for case, sample in sorted(found, key=lambda k: (order.get(k[0], len(order)), k[0], k[1])):
+        records.setdefault(case, []).append(found[(case, sample)])
+    state.final_records = records
+    return records

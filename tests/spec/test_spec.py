@@ -1,8 +1,9 @@
 """The executable spec: one test per (case, check) in the case file (fixtures/cases/).
 
 Run against a model with ``pytest -m gpu``, or judge a recorded transcript with
-``pytest -m gpu --replay PATH``. Known failures are strict xfails: an XPASS means the model
-improved and the mark must go.
+``pytest -m gpu --replay PATH``. Each test judges every sample of its case (k of N, 95% interval;
+see the README's verdict rule). Known failures are strict xfails: an XPASS means the model now
+clearly meets the requirement and the mark must go.
 """
 
 import pytest
@@ -12,5 +13,5 @@ from shisa_spec.frontends.pytest_plugin import judge
 pytestmark = pytest.mark.gpu
 
 
-def test_spec(spec_item, spec_output, record_property):
-    judge(spec_item, spec_output, record_property)
+def test_spec(spec_item, spec_output, record_property, request):
+    judge(spec_item, spec_output, record_property, runxfail=request.config.option.runxfail)
