@@ -181,7 +181,12 @@ def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, r
     when the decision fails the test: unmarked and clearly below the required rate, or marked and not
     clearly meeting it (so the strict xfail holds). With one sample, the sample's verdict decides."""
     __tracebackhide__ = True
-    verdicts = [checks.run(item.check.check, checks.Output(r["output"], r["finish_reason"]), item.check.params) for r in records]
+    seen: dict[tuple[str, str], checks.Verdict] = {}  # checks are pure: each distinct text is judged once
+    for r in records:
+        key = (r["output"], r["finish_reason"])
+        if key not in seen:
+            seen[key] = checks.run(item.check.check, checks.Output(*key), item.check.params)
+    verdicts = [seen[(r["output"], r["finish_reason"])] for r in records]
     k = sum(v.passed for v in verdicts)
     marked = item.known is not None and not runxfail
     d = stats.decide(k, len(verdicts), item.check.min_pass_rate, marked)

@@ -56,7 +56,13 @@ def judge_samples(case: Case, records: Sequence[dict[str, Any]], marked: dict[st
     """Every check of the case on every sample record; ``marked[check id]`` selects the known-failure rule."""
     if not records:
         raise ValueError(f"case {case.id!r}: no samples to judge")
-    per_sample = [judge(case, rec) for rec in records]
+    seen: dict[tuple[str, str], dict[str, checks.Verdict]] = {}  # checks are pure: judge each distinct text once
+    per_sample = []
+    for rec in records:
+        key = (rec["output"], rec["finish_reason"])
+        if key not in seen:
+            seen[key] = judge(case, rec)
+        per_sample.append(seen[key])
     out = {}
     for spec in case.checks:
         vs = tuple(v[spec.id] for v in per_sample)

@@ -49,3 +49,29 @@ def edited_document(tmp_path: Path):
         return path
 
     return edit
+
+
+APPLES_WRONG = "残りのりんごは2個です。"
+FIB_WRONG = "The first ten numbers are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10."
+
+
+@pytest.fixture
+def multi_transcripts(tmp_path: Path):
+    """multi_transcripts({case: (passing samples of 16, wrong text)}, name) -> path of a hand-made 16-sample
+    transcript: every case's 16 samples repeat the document's output, except that the named cases have
+    only the given number of samples with it and the rest with the wrong text."""
+
+    def make(changes: dict, name: str, n: int = 16) -> Path:
+        lines = []
+        for line in DOCUMENT.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            good, wrong = changes.get(r["case"], (n, None))
+            for i in range(n):
+                out = r["output"] if i < good else wrong
+                lines.append(json.dumps({**r, "sample": i, "output": out, "finish_reason": r["finish_reason"] if i < good else "eos"},
+                                        ensure_ascii=False))
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    return make

@@ -109,3 +109,47 @@ def test_unreadable_baseline_is_a_usage_error(spec_dir, tmp_path):
     result = run(spec_dir, "--replay", str(DOCUMENT), "--baseline", str(tmp_path / "nope.jsonl"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--baseline:" in result.stderr.str() and "no such transcript" in result.stderr.str()
+
+
+APPLES_WRONG = "残りのりんごは2個です。"
+FIB_WRONG = "The first ten numbers are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10."
+
+
+def test_multi_sample_replay_shows_k_of_n_and_the_interval(spec_dir, multi_transcripts):
+    cand = multi_transcripts({"ja-apples-remaining": (3, APPLES_WRONG), "en-fibonacci-first-10": (7, FIB_WRONG)}, "c.jsonl")
+    result = run(spec_dir, "--replay", str(cand), "-rA")
+    out = result.stdout.str()
+    assert "ja-apples-remaining.answer [final_number]: 3/16 passed (95% CI 0.04-0.46), requires 0.5: clearly below the requirement" in out
+    assert "first failing sample 3:" in out and "--- output of sample 3 (finish_reason=eos) ---" in out
+    assert any(l.startswith("PASSED ") and l.endswith("test_spec[en-fibonacci-first-10.sequence]") for l in result.stdout.lines)  # 7/16: below, not clearly
+    assert "16 cases, 256 samples (16 per case) replayed from" in out
+    result.assert_outcomes(failed=1, passed=47, xfailed=17)
+
+
+def test_multi_sample_gate_calls_only_the_significant_drop(spec_dir, multi_transcripts):
+    base = multi_transcripts({"ja-apples-remaining": (15, APPLES_WRONG), "en-fibonacci-first-10": (8, FIB_WRONG)}, "b.jsonl")
+    cand = multi_transcripts({"ja-apples-remaining": (9, APPLES_WRONG), "en-fibonacci-first-10": (7, FIB_WRONG)}, "c.jsonl")
+    result = run(spec_dir, "--replay", str(cand), "--baseline", str(base), "--junitxml", "j.xml")
+    out = result.stdout.str()
+    # 9/16 still meets the requirement (every test passes), but the drop from 15/16 is not significant after Holm:
+    assert result.ret == pytest.ExitCode.OK, out[-2000:]
+    cand = multi_transcripts({"ja-apples-remaining": (3, APPLES_WRONG), "en-fibonacci-first-10": (7, FIB_WRONG)}, "c.jsonl")
+    result = run(spec_dir, "--replay", str(cand), "--baseline", str(base), "--junitxml", "j.xml")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "baseline 15/16 (95% CI 0.70-1.00) -> candidate 3/16 (95% CI 0.04-0.46); p = " in out
+    assert "--- baseline sample 0 of 16" in out and "--- candidate sample 3 of 16 (finish_reason=eos) ---" in out
+    result.stdout.fnmatch_lines(["  regression   ja-apples-remaining.answer  pass 15/16 * -> fail 3/16 *; p = * (Holm-adjusted *)",
+                                 "suite: mean change in pass rate -0.0* clustered by case*",
+                                 "gate: one-sided Fisher per check, Holm over 65 checks, alpha 0.05; simulated*false-alarm rate*"])
+    assert "en-fibonacci-first-10.sequence" not in out.split("shisa-spec changes against")[1]
+    import json
+    import xml.etree.ElementTree as ET
+
+    props = {p.get("name"): p.get("value") for p in ET.parse(spec_dir.path / "j.xml").iter("property")}
+    gate = json.loads(props["shisa_gate"])
+    apples = next(c for c in gate["checks"] if (c["case"], c["check"]) == ("ja-apples-remaining", "answer"))
+    assert apples["status"] == "regression" and apples["p_holm"] <= 0.05 and apples["candidate"].startswith("3/16")
+    test_props = [json.loads(p.get("value")) for p in ET.parse(spec_dir.path / "j.xml").iter("property") if p.get("name") == "shisa"]
+    one = next(p for p in test_props if (p["case"], p["check"]) == ("ja-apples-remaining", "answer"))
+    assert (one["k"], one["n"], one["outcome"]) == (3, 16, "fail") and one["ci_high"] < 0.5
