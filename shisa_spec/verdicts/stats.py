@@ -19,7 +19,12 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import stats as _st
+
+
+def _scipy_stats():  # imported on first use: scipy.stats takes seconds to import, and most runs need it only at the end
+    from scipy import stats
+
+    return stats
 
 ALPHA = 0.05  # the gate's family-wise false-alarm rate and 1 - the intervals' level
 LEVEL = 0.95
@@ -32,7 +37,7 @@ def interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
         raise ValueError(f"k={k} must lie in 0..n={n}")
     if n == 0:
         return (0.0, 1.0)
-    ci = _st.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    ci = _scipy_stats().binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
     return (float(ci.low), float(ci.high))
 
 
@@ -108,7 +113,7 @@ def decide(k: int, n: int, required: float, marked: bool = False, level: float =
 def flip_probability(p: float, n: int, required: float, marked: bool = False, level: float = LEVEL) -> float:
     """Exact probability that two independent n-sample runs of a model with true rate p get different verdicts."""
     ks = np.arange(n + 1)
-    pmf = _st.binom.pmf(ks, n, p)
+    pmf = _scipy_stats().binom.pmf(ks, n, p)
     failed = np.array([decide(int(k), n, required, marked, level).failed for k in ks])
     q = float(pmf[failed].sum())
     return 2 * q * (1 - q)
@@ -127,7 +132,7 @@ def _fisher_table(n0: int, n1: int) -> np.ndarray:
 def regression_p(k0: int, n0: int, k1: int, n1: int) -> float:
     """One-sided Fisher exact p-value that the candidate (k1 of n1) passes less often than the baseline (k0 of n0)."""
     table = [[k0, n0 - k0], [k1, n1 - k1]]
-    return float(_st.fisher_exact(table, alternative="greater").pvalue)
+    return float(_scipy_stats().fisher_exact(table, alternative="greater").pvalue)
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -163,7 +168,7 @@ class SuiteDifference:
     def p_two_sided(self) -> float | None:
         if self.se == 0:
             return None
-        return float(2 * _st.norm.sf(abs(self.mean) / self.se))
+        return float(2 * _scipy_stats().norm.sf(abs(self.mean) / self.se))
 
     def summary(self) -> str:
         return (f"suite: mean change in pass rate {self.mean:+.3f} (95% CI {self.low:+.3f} to {self.high:+.3f}, "
@@ -235,7 +240,8 @@ def power(n: int, p0: float, p1: float, alpha: float) -> float:
     """Exact power of the one-sided Fisher test at level alpha, n samples per side, rates p0 -> p1."""
     table = _fisher_table(n, n)
     ks = np.arange(n + 1)
-    w = np.outer(_st.binom.pmf(ks, n, p0), _st.binom.pmf(ks, n, p1))
+    binom = _scipy_stats().binom
+    w = np.outer(binom.pmf(ks, n, p0), binom.pmf(ks, n, p1))
     return float(w[table <= alpha].sum())
 
 

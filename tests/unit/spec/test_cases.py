@@ -125,3 +125,28 @@ def test_known_failure_when_applies_only_to_matching_runs(tmp_path):
     case = load_suite(write(tmp_path, data)).case("en-fibonacci-first-10")
     assert case.known_failure("sequence", {"quantize": "4bit"}) is not None
     assert case.known_failure("sequence", {"quantize": "none"}) is None
+
+
+def test_min_pass_rate_per_check_else_the_file_else_the_default(tmp_path):
+    from shisa_spec.spec.cases import DEFAULT_MIN_PASS_RATE
+
+    assert {k.min_pass_rate for c in load_suite().cases for k in c.checks} == {DEFAULT_MIN_PASS_RATE}
+    data = raw()
+    data["min_pass_rate"] = 0.7
+    data["cases"][0]["checks"][0]["min_pass_rate"] = 0.9
+    suite = load_suite(write(tmp_path, data))
+    first = suite.cases[0]
+    assert first.checks[-1].min_pass_rate == 0.9 and first.checks[0].min_pass_rate == 0.7  # eos (a default check): the file's
+    assert suite.cases[1].checks[-1].min_pass_rate == 0.7
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d.update(min_pass_rate=1.5), "file: field min_pass_rate: 1.5 is greater than the maximum of 1"),
+    (lambda d: d["cases"][0]["checks"][0].update(min_pass_rate=-0.1), "case 'en-fibonacci-first-10': field checks[0].min_pass_rate"),
+    (lambda d: d["cases"][3]["known_failures"][0].update(rate="2 of 16"), "field known_failures[0].rate: '2 of 16' does not match"),
+    (lambda d: d["cases"][3]["known_failures"][0].update(rate="17/16"), "field known_failures[0].rate: '17/16': more passes than samples"),
+])
+def test_bad_rates_are_one_line(tmp_path, mutate, expected):
+    data = raw()
+    mutate(data)
+    assert expected in error_of(tmp_path, data)
