@@ -26,6 +26,8 @@ def _report(args: argparse.Namespace) -> int:
         line += (f", {len(comp.regressions)} regression(s), {len(comp.improvements)} improvement(s), "
                  f"{len(comp.changed_outputs)} changed output(s)")
     print(line)
+    for extra in report.statistics_lines(comp):
+        print(extra)
     return 0
 
 
