@@ -35,7 +35,7 @@ def spec(tmp: Path, *args: str, name: str = "t.jsonl", cache: str | None = "cach
             "--transcript", str(transcript), "--samples", str(N), *args]
     argv += ["--cache-dir", str(tmp / cache)] if cache else ["--no-cache"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONHASHSEED": "random"}
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)  # a guard against a hung run, not a timing
     return proc, transcript
 
 
