@@ -13,5 +13,5 @@ from shisa_spec.frontends.pytest_plugin import judge
 pytestmark = pytest.mark.gpu
 
 
-def test_spec(spec_item, spec_output, record_property, request):
-    judge(spec_item, spec_output, record_property, runxfail=request.config.option.runxfail)
+def test_spec(spec_item, spec_output, spec_property, request):
+    judge(spec_item, spec_output, spec_property, runxfail=request.config.option.runxfail)
