@@ -135,7 +135,7 @@ def test_progress_reaches_the_terminal_through_capture(tmp_path: Path):
     """A real run on the tiny model: the progress lines are on stderr although pytest captures output."""
     tiny = tmp_path / "tiny"
     shutil.copytree(FIXTURES / "tiny-shisa", tiny)
-    proc = pytest_at_root("-m", "gpu", "-k", "ja-apples-remaining", "--model", str(tiny), "--device", "cpu", "--no-cache", "-q",
+    proc = pytest_at_root("-m", "gpu", "-k", "ja-apples-remaining", "--model", str(tiny), "--device", "cpu", "--no-cache", "--samples", "1", "-q",
                           "-p", "no:cacheprovider")
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     lines = proc.stderr.splitlines()
