@@ -249,7 +249,7 @@ def numbers_present(output: Output, expected: list[float]) -> Verdict:
 # Units an ingredient amount is measured in (after the number), and those written before it (大さじ2).
 INGREDIENT_UNITS = {
     "g", "kg", "mg", "ml", "mL", "l", "L", "cc", "oz", "lb", "lbs", "cup", "cups", "tbsp", "tsp",
-    "個", "本", "枚", "杯", "玉", "切れ", "切", "片", "粒", "尾", "匹", "束", "袋", "缶", "株", "房", "合", "かけ",
+    "個", "个", "本", "枚", "杯", "玉", "切れ", "切", "片", "粒", "尾", "匹", "束", "袋", "缶", "株", "房", "合", "かけ",
     "グラム", "キロ", "キログラム", "リットル", "ミリリットル", "カップ", "パック", "個分", "滴", "つ",
 }  # fmt: skip
 INGREDIENT_PREFIXES = {"大さじ", "小さじ", "カップ"}
