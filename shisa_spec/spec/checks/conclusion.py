@@ -45,7 +45,7 @@ _JA_NEG = re.compile(
 )
 # Negative forms that affirm: suggestions (食べたんじゃない？) and certainty (に違いない, としか考えられない, no doubt).
 _AFFIRMING = re.compile(
-    r"(?:ん|の)(?:じゃ|では)ない(?:[？?]|か|でしょうか|だろうか|かな)|(?:に|は)?(?:間)?違いな(?:い|く)|しか(?:考えられ|思え|ありえ|あり得)(?:ない|ません)"
+    r"(?:ん|の)(?:じゃ|では)ない(?:[？?]|か|でしょうか|だろうか|かな)|(?:に|は)?(?:間)?違い(?:な(?:い|く)|ありません)|しか(?:考えられ|思え|ありえ|あり得)(?:ない|ません)"
     r"|\bno doubt\b|\bwithout (?:a )?doubt\b|\bcould(?:n't| not) have been anyone else\b|\bno one else\b|\bnobody else\b",
     re.I,
 )
