@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from shisa_spec.spec.normalize import KANJI_NUMERAL_CHARS, nfkc, parse_number
 # Units and counters recognised after a number (longest match wins). Latin ones need a word boundary.
 UNITS = sorted(
     {
-        *"個 つ 人 名 歳 才 円 本 枚 杯 匹 頭 羽 台 冊 回 度 番 日 月 年 時 分 秒 倍 割 点 階 件 歩 足 着 玉 片 粒 尾 束 袋 缶 株 房 合 膳 皿 品 種 位 号 部 滴 かけ 切れ 切 ヶ月 か月 カ月 ケ月 箇月 時間 分間 秒間 人前 種類 通り つ目 番目 グラム キロ キログラム ミリリットル リットル メートル センチ ドル セント カップ パック 個分".split(),
+        *"個 个 つ 人 名 歳 才 円 本 枚 杯 匹 頭 羽 台 冊 回 度 番 日 月 年 時 分 秒 倍 割 点 階 件 歩 足 着 玉 片 粒 尾 束 袋 缶 株 房 合 膳 皿 品 種 位 号 部 滴 かけ 切れ 切 ヶ月 か月 カ月 ケ月 箇月 時間 分間 秒間 人前 種類 通り つ目 番目 グラム キロ キログラム ミリリットル リットル メートル センチ ドル セント カップ パック 個分".split(),
         *"g kg mg ml mL l L cc cm mm m km oz lb lbs cup cups tbsp tsp dollar dollars cent cents yen % ¢ years year".split(),
     },
     key=len,
@@ -54,7 +55,8 @@ def _unit_after(text: str, end: int) -> str | None:
     rest = text[end : end + 12]
     rest = rest[1:] if rest[:1] == " " else rest
     for u in UNITS:
-        if rest.startswith(u) and not (u[-1].isascii() and u[-1].isalpha() and rest[len(u) : len(u) + 1].isalpha()):
+        nxt = rest[len(u) : len(u) + 1]
+        if rest.startswith(u) and not (u[-1].isascii() and u[-1].isalpha() and nxt.isascii() and nxt.isalpha()):
             return u
     return None
 
@@ -125,7 +127,8 @@ def unit_in(num: Number, units: list[str] | tuple[str, ...]) -> str | None:
     after = num.after[1:] if num.after[:1] == " " else num.after
     before = num.before[:-1] if num.before.endswith(" ") else num.before
     for u in sorted((nfkc(x) for x in units), key=len, reverse=True):
-        boundary = not (u[-1].isascii() and u[-1].isalpha() and after[len(u) : len(u) + 1].isalpha())
+        nxt = after[len(u) : len(u) + 1]
+        boundary = not (u[-1].isascii() and u[-1].isalpha() and nxt.isascii() and nxt.isalpha())
         if after.lower().startswith(u.lower()) and boundary:
             return u
         if not u[0].isalnum() and before.endswith(u):  # "$0.50"
@@ -310,25 +313,68 @@ def json_scalars(value: Any) -> list[Any]:
 
 # --- Python code ------------------------------------------------------------------------------
 
-_FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+_FENCE_RE = re.compile(r"^([ \t]*)```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.S | re.M)
 _CODE_START = re.compile(r"^(?:async\s+def|def|class|import|from\s+\S+\s+import)\b")
 _CODE_LINE = re.compile(r"^(?:[#@]|(?:async\s+def|def|class|import|from|if|for|while|try|except|finally|with|return|print|assert|elif|else)\b|[A-Za-z_][\w.]*\s*(?:[-+*/]?=|\(|\[))")
+_REPL_LINE = re.compile(r"^[ \t]*(>>>|\.\.\.)(?: |$)")
 
 
 def fenced_blocks(text: str) -> list[tuple[str, str, int, int]]:
-    """``` fenced blocks as (language tag, body, start, end); an unclosed fence runs to the end."""
-    return [(m.group(1).lower(), m.group(2), m.start(), m.end()) for m in _FENCE_RE.finditer(text)]
+    """``` fenced blocks as (language tag, body, start, end); an unclosed fence runs to the end.
+
+    A fence may be indented (a code block inside a list item); its body is dedented by the
+    fence's own indentation, as markdown does, so the code parses.
+    """
+    out = []
+    for m in _FENCE_RE.finditer(text):
+        indent, body = m.group(1), m.group(3)
+        if indent:
+            body = "".join(ln[len(indent) :] if ln.startswith(indent) else ln.lstrip(" \t") for ln in body.splitlines(keepends=True))
+        out.append((m.group(2).lower(), textwrap.dedent(body) if indent else body, m.start(), m.end()))
+    return out
+
+
+def repl_source(text: str) -> str | None:
+    """The code typed into a ``>>>`` Python session (prompts stripped, printed output dropped), or None."""
+    lines = text.splitlines()
+    if not any(ln.lstrip().startswith(">>>") for ln in lines):
+        return None
+    code = [m_line for ln in lines if (m := _REPL_LINE.match(ln)) for m_line in [ln[m.end() :]]]
+    return textwrap.dedent("\n".join(code)) + "\n"
+
+
+def _parses(src: str) -> bool:
+    try:
+        ast.parse(src)
+        return True
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
+def _trim_prose(block: list[str]) -> list[str]:
+    """Drop trailing lines (prose that happens to look like code) until the block parses, if it ever does."""
+    for end in range(len(block), 0, -1):
+        if _parses("\n".join(block[:end]) + "\n"):
+            return block[:end]
+    return block
 
 
 def python_blocks(text: str) -> list[str]:
-    """Python code in ``text``: ```python fences, else untagged fences, else bare def/class/import blocks."""
+    """Python code in ``text``, best candidates first.
+
+    ```python fences, then untagged fences that look like Python, then ``>>>`` session
+    transcripts, then bare def/class/import blocks (ended by the first line that is neither
+    indented nor code, so prose after a function is left out).
+    """
     fences = fenced_blocks(text)
-    tagged = [b for lang, b, _, _ in fences if lang in ("python", "py", "python3")]
-    if tagged:
-        return tagged
-    untagged = [b for lang, b, _, _ in fences if not lang and ("def " in b or "import " in b)]
-    if untagged:
-        return untagged
+    tagged = [b for lang, b, _, _ in fences if lang in ("python", "py", "python3", "pycon")]
+    untagged = [b for lang, b, _, _ in fences if not lang and ("def " in b or "import " in b or ">>>" in b)]
+    found = [repl_source(b) or b for b in tagged + untagged]
+    if found:
+        return found
+    repl = repl_source(text)
+    if repl:
+        return [repl]
     lines = text.splitlines()
     blocks, i = [], 0
     while i < len(lines):
@@ -341,7 +387,7 @@ def python_blocks(text: str) -> list[str]:
         block = lines[i:j]
         while block and not block[-1].strip():
             block.pop()
-        blocks.append("\n".join(block) + "\n")
+        blocks.append("\n".join(_trim_prose(block)) + "\n")
         i = j
     return blocks
 

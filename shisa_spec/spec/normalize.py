@@ -116,9 +116,15 @@ def is_latin_letter(ch: str) -> bool:
     return unicodedata.name(ch, "").startswith("LATIN") and ch.isalpha()
 
 
+_KATA_TO_HIRA = {c: c - 0x60 for c in range(0x30A1, 0x30F7)}
+
+
 def fold(text: str, case_sensitive: bool = False) -> str:
-    """NFKC, and casefold unless case_sensitive: the form both sides are compared in."""
-    t = nfkc(text)
+    """NFKC, katakana as hiragana, and casefold unless case_sensitive: the form both sides are compared in.
+
+    Japanese writes one word in either kana (クビ, くび; タコ, たこ), so terms match in both.
+    """
+    t = nfkc(text).translate(_KATA_TO_HIRA)
     return t if case_sensitive else t.casefold()
 
 

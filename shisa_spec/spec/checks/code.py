@@ -39,9 +39,14 @@ def fib(n: int) -> int:
 
 
 def _choose(blocks: list[str], function: str | None) -> tuple[str | None, str | None, str]:
-    """(source, function name, why not) for the first block that parses and defines the function."""
+    """(source, function name, why not or which block) for the first block that parses and defines the function.
+
+    An answer often shows a usage example before or after the definition: the block that defines
+    the function is the one tested, and the detail names it when there were several.
+    """
     problems = []
-    for src in blocks:
+    for i, src in enumerate(blocks):
+        which = f"code block {i + 1} of {len(blocks)}" if len(blocks) > 1 else ""
         module, err = parse_python(src)
         if module is None:
             problems.append(f"the code does not parse: {err}")
@@ -49,10 +54,10 @@ def _choose(blocks: list[str], function: str | None) -> tuple[str | None, str | 
         names = one_arg_functions(module)
         if function:
             if function in names:
-                return src, function, ""
+                return src, function, which
             problems.append(f"no one-argument function {function!r} (found {', '.join(names) or 'none'})")
         elif names:
-            return src, next((n for n in names if "fib" in n.lower()), names[0]), ""
+            return src, next((n for n in names if "fib" in n.lower()), names[0]), which
         else:
             problems.append("the code defines no function of one argument")
     return None, None, problems[0] if problems else "no Python code in the answer"
@@ -88,13 +93,15 @@ def code_function(output: Output, k_values: list[int], timeout_s: float = 5, fun
     source, name, why = _choose(python_blocks(output.text), function)
     if source is None:
         return Verdict(False, why, {})
+    where = f" ({why})" if why else ""
     run = lambda src: sandbox.run_function(src, name, [[k] for k in k_values], timeout_s=timeout_s, memory_mb=memory_mb)  # noqa: E731
     res, note = run(source), ""
     if res.error and res.error.startswith("while defining the code") and (defs := definitions_only(source)):
         retry = run(defs)
         if not retry.error:
             res, note = retry, f" (top-level code failed: {res.error.split(': ', 1)[1]}; tested the definitions alone)"
-    ev = {"function": name, "results": res.results, "error": res.error, "timed_out": res.timed_out, "note": note.strip()}
+    note += where
+    ev = {"function": name, "results": res.results, "error": res.error, "timed_out": res.timed_out, "note": note.strip(), "block": why}
     if res.error:
         return Verdict(False, f"{name}() could not be run: {res.error}", ev)
     errors = [(k, r["error"]) for k, r in zip(k_values, res.results) if "error" in r]

@@ -11,6 +11,7 @@ import math
 import re
 from typing import Any
 
+import json5
 import jsonschema
 
 from shisa_spec.spec.checks import Output, Verdict, register
@@ -90,29 +91,67 @@ def json_valid(output: Output, schema: str | dict[str, Any], multiple: bool = Fa
     return Verdict(True, f"{len(docs)} JSON document(s) valid against {title}", {"documents": len(docs)})
 
 
+def _lenient(raw: str) -> Any:
+    """A broken JSON span read leniently (JSON5: trailing commas, single quotes, comments), or None."""
+    try:
+        return json5.loads(raw)
+    except Exception:  # json5 raises ValueError and friends on anything it cannot read  # noqa: BLE001
+        return None
+
+
 def _valid_values(text: str) -> list[Any]:
-    return [f.value for f in find_json(text) if f.error is None]
+    """The answer's JSON values, for the content checks: strict ones, and broken ones a lenient reading
+    can recover (strictness belongs to ``json_valid``; these checks judge what the JSON says)."""
+    out = []
+    for f in find_json(text):
+        if f.error is None:
+            out.append(f.value)
+        elif (v := _lenient(f.raw)) is not None and isinstance(v, (dict, list)):
+            out.append(v)
+    return out
+
+
+def _named_values(value: Any, keys: set[str]) -> list[str]:
+    """Strings held under one of ``keys`` in any object of ``value`` (the names objects are *for*)."""
+    if isinstance(value, dict):
+        own = [v for k, v in value.items() if fold(str(k)) in keys and isinstance(v, str)]
+        return own + [s for v in value.values() for s in _named_values(v, keys)]
+    if isinstance(value, list):
+        return [s for v in value for s in _named_values(v, keys)]
+    return []
 
 
 _MENTIONS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["all_of"],
-    "properties": {"all_of": GROUPS_SCHEMA, "case_sensitive": {"type": "boolean"}},
+    "properties": {
+        "all_of": GROUPS_SCHEMA,
+        "case_sensitive": {"type": "boolean"},
+        "named_by": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+    },
 }
 
 
 @register("json_mentions", _MENTIONS_SCHEMA)
-def json_mentions(output: Output, all_of: list[list[str]], case_sensitive: bool = False) -> Verdict:
+def json_mentions(output: Output, all_of: list[list[str]], case_sensitive: bool = False, named_by: list[str] | None = None) -> Verdict:
+    """Every group appears among the JSON's keys and strings; with ``named_by`` (e.g. [name, 名前]),
+    only as the value of such a key: when the prompt asks for one object per person, a person named
+    only inside another's list has no object."""
     values = _valid_values(output.text)
     if not values:
-        return Verdict(False, "no parseable JSON in the answer, so it names no one", {})
-    strings = [fold(s, case_sensitive) for v in values for s in json_strings(v)]
+        return Verdict(False, "no JSON in the answer that even a lenient reading can parse, so it names no one", {})
+    if named_by:
+        keys = {fold(k) for k in named_by}
+        strings = [fold(s, case_sensitive) for v in values for s in _named_values(v, keys)]
+    else:
+        strings = [fold(s, case_sensitive) for v in values for s in json_strings(v)]
     found, missing = match_groups(strings, all_of, case_sensitive)
     ev = {"found": found, "missing": missing, "strings": strings[:40]}
     if missing:
         names = "; ".join("one of " + "/".join(g) for g in missing)
-        return Verdict(False, f"the JSON's strings lack {names}" + (f" (found {', '.join(found)})" if found else ""), ev)
+        where = f"no object whose {'/'.join(named_by)} is" if named_by else "the JSON's strings lack"
+        return Verdict(False, f"{where} {names}" + (f" (found {', '.join(found)})" if found else ""), ev)
     return Verdict(True, f"the JSON names {', '.join(found)}", ev)
 
 
@@ -145,7 +184,7 @@ def numeric_value(v: Any) -> float | None:
 def json_values(output: Output, expected: list[float]) -> Verdict:
     values = _valid_values(output.text)
     if not values:
-        return Verdict(False, f"no parseable JSON in the answer; expected the values {expected}", {})
+        return Verdict(False, f"no JSON in the answer that even a lenient reading can parse; expected the values {expected}", {})
     nums = [x for v in values for s in json_scalars(v) if (x := numeric_value(s)) is not None]
     missing = [e for e in expected if not any(math.isclose(x, e, rel_tol=1e-9, abs_tol=1e-9) for x in nums)]
     ev = {"found": nums[:40], "missing": missing}

@@ -7,9 +7,10 @@ comma thousands); these functions only judge them.
 from __future__ import annotations
 
 import math
+import re
 
 from shisa_spec.spec.checks import Output, Verdict, register
-from shisa_spec.spec.extract import Number, final_answer, numbers, unit_in
+from shisa_spec.spec.extract import Number, final_answer, numbers, sentences, unit_in
 from shisa_spec.spec.normalize import nfkc
 
 _NUM = {"type": "number"}
@@ -22,6 +23,7 @@ _FINAL_SCHEMA = {
         "units": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "unit_scale": {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
         "tolerance": {"type": "number", "minimum": 0},
+        "subject": {"type": "array", "items": {"type": "string", "minLength": 1}},
     },
 }
 
@@ -38,7 +40,7 @@ def _has_unit(n: Number, units: list[str] | None) -> str | None:
 
 
 def pick_final(text: str, units: list[str] | None) -> tuple[Number | None, str]:
-    """The number a grader reads as the final answer, and where it came from.
+    """The number a grader reads as the final answer when the answer asserts nothing else, and where it came from.
 
     In the last answer sentence (after its marker): the first number with a unit (answers state
     the quantity first: "the ball costs $0.05 and the bat $1.05"), else the last number (an
@@ -66,6 +68,105 @@ def pick_final(text: str, units: list[str] | None) -> tuple[Number | None, str]:
     return None, "no number in the answer"
 
 
+# Statements that assert an answer wherever they stand (not only at the end).
+_STRONG = re.compile(r"最終回答|最終的な答え|最終的に(?:は)?|最終的な|答えは|答え\s*:|答\s*:|正解は|正解\s*:|\bthe answer is\b|\bfinal answer\b|\banswer\s*:", re.I)
+# After the subject: the words that assign it a value (ボールは, 残りのりんごの数:, the ball costs).
+_ASSIGN = re.compile(r"\s*(?:は|が|:|=|\bcosts?\b|\bis\b|\bwas\b|\b(?:would|must|should|will) be\b|\bequals\b|\bcomes to\b)\s*", re.I)
+_CLAUSE_END = re.compile(r"[、。,;!?！？\n(（]|\band\b|\bbut\b|\bwhich\b")
+_COMPARE = re.compile(r"より|\bthan\b|\bmore\b|\bless\b|\bcheaper\b|差")
+_COMPUTE = re.compile(r"から|引|足|減|\s[-−]\s|[+×÷]|\bplus\b|\bminus\b")
+
+
+def _scaled(n: Number, units: list[str] | None, unit_scale: dict[str, float] | None) -> float:
+    scale = {nfkc(k): v for k, v in (unit_scale or {}).items()}.get(_has_unit(n, units) or "", 1)
+    return n.value * scale
+
+
+def _pick_in(region: list[Number], units: list[str] | None, text: str, a: int) -> Number | None:
+    """The value a clause assigns: after its last '=', else its number with a unit (the last one when it computes)."""
+    if not region:
+        return None
+    eq = text.rfind("=", a, region[-1].start)
+    if eq >= 0:
+        after = [n for n in region if n.start > eq]
+        region = after or region
+    with_unit = [n for n in region if _has_unit(n, units)]
+    computing = _COMPUTE.search(text[a : region[-1].start]) is not None
+    if with_unit:
+        return with_unit[-1] if computing else with_unit[0]
+    return region[-1] if eq >= 0 or computing else region[0]
+
+
+def subject_statements(text: str, subject: list[str], units: list[str] | None) -> list[tuple[Number, str]]:
+    """Numbers the answer assigns to the question's subject: 「ボールは50円です」, "the ball costs $0.50",
+    「残りのりんごの数：5 - 2 = 3個」, and the counted form 「2人の子供」 / "2 children".
+
+    A subject named beside another (バットとボール, "a bat and a ball") or compared (ボールより) is
+    not a statement of its value.
+    """
+    t = nfkc(text)
+    low = t.casefold()
+    nums = [n for n in numbers(t) if not n.enumerator]
+    out: list[tuple[Number, str]] = []
+    for term in sorted({nfkc(x).casefold() for x in subject}, key=len, reverse=True):
+        left = r"(?<![A-Za-z])" if term[0].isascii() else ""
+        right = r"(?![A-Za-z])" if term[-1].isascii() else ""
+        for m in re.finditer(left + re.escape(term) + right, low):
+            before = low[max(0, m.start() - 8) : m.start()]
+            if re.search(r"(?:[とや]|\band (?:a |the )?)$", before):
+                continue
+            # 「残りのりんごの数は」: the subject may be followed by a short の-phrase before the particle
+            k = m.end()
+            mod = re.match(r"の[^\s、。,.!?！？:は が]{1,8}?(?=は|が|:)", t[k:])
+            if mod:
+                k += mod.end()
+            asg = _ASSIGN.match(t, k)
+            if asg and asg.end() > k:
+                end_m = _CLAUSE_END.search(t, asg.end())
+                end = end_m.start() if end_m else len(t)
+                region = [n for n in nums if asg.end() <= n.start < end]
+                if region and not _COMPARE.search(t[asg.end() : region[0].start]):
+                    n = _pick_in(region, units, t, asg.end())
+                    if n is not None:
+                        out.append((n, f"the statement {t[m.start() : end][:60].strip()!r}"))
+                        continue
+            # counted form: the number and its unit right before the subject (2人の子供, 2 children)
+            prev = [n for n in nums if n.end <= m.start() and len(t[n.end : m.start()].strip()) <= 4]
+            if prev:
+                n = prev[-1]
+                gap = t[n.end : m.start()]
+                if _has_unit(n, units) or re.fullmatch(r"\s*", gap):
+                    out.append((n, f"the statement {t[n.start : m.end()]!r}"))
+    return out
+
+
+def asserted_answers(text: str, units: list[str] | None, subject: list[str] | None) -> list[tuple[Number, str]]:
+    """Every answer the text asserts, in order: statements after an answer marker (答えは, the answer is,
+    最終回答, wherever they stand), statements of the subject's value (stated first and explained, or
+    restated at the end), and the last sentence's answer (したがって…, so…, ``x = 50``)."""
+    t = nfkc(text)
+    nums = [n for n in numbers(t) if not n.enumerator]
+    found: list[tuple[Number, str]] = []
+    for s in sentences(t):
+        hits = list(_STRONG.finditer(s.text))
+        if not hits:
+            continue
+        a = s.start + hits[-1].end()
+        region = [n for n in nums if a <= n.start < s.end]
+        n = _pick_in(region, units, t, a)
+        if n is not None:
+            found.append((n, f"answer sentence {s.text.strip()[:60]!r}"))
+    if subject:
+        found += subject_statements(t, subject, units)
+    last, where = pick_final(t, units)
+    ans = final_answer(t)
+    if last is not None and ans is not None:
+        mentions_subject = not subject or any(nfkc(x).casefold() in ans.sentence.casefold() for x in subject)
+        if mentions_subject or not found:
+            found.append((last, where))
+    return sorted(found, key=lambda f: f[0].start)
+
+
 @register("final_number", _FINAL_SCHEMA)
 def final_number(
     output: Output,
@@ -73,8 +174,20 @@ def final_number(
     units: list[str] | None = None,
     unit_scale: dict[str, float] | None = None,
     tolerance: float = 1e-9,
+    subject: list[str] | None = None,
 ) -> Verdict:
-    num, where = pick_final(output.text, units)
+    claims = asserted_answers(output.text, units, subject)
+    values: dict[float, tuple[Number, str]] = {}
+    for n, w in claims:
+        values.setdefault(round(_scaled(n, units, unit_scale), 9), (n, w))
+    if len(values) > 1:
+        (a, wa), (b, wb) = list(values.values())[:2]
+        ev = {"expected": expected, "asserted": [_scaled(n, units, unit_scale) for n, _ in values.values()]}
+        return Verdict(False, f"the answer asserts two different answers: {a.raw} ({wa}) and {b.raw} ({wb}); expected {_fmt(expected)}", ev)
+    if values:
+        num, where = next(iter(values.values()))
+    else:
+        num, where = pick_final(output.text, units)
     if num is None:
         return Verdict(False, f"no number found in the answer; expected {_fmt(expected)}", {"expected": expected})
     unit = _has_unit(num, units)
@@ -136,7 +249,7 @@ def numbers_present(output: Output, expected: list[float]) -> Verdict:
 # Units an ingredient amount is measured in (after the number), and those written before it (大さじ2).
 INGREDIENT_UNITS = {
     "g", "kg", "mg", "ml", "mL", "l", "L", "cc", "oz", "lb", "lbs", "cup", "cups", "tbsp", "tsp",
-    "個", "本", "枚", "杯", "玉", "切れ", "切", "片", "粒", "尾", "匹", "束", "袋", "缶", "株", "房", "合", "かけ",
+    "個", "个", "本", "枚", "杯", "玉", "切れ", "切", "片", "粒", "尾", "匹", "束", "袋", "缶", "株", "房", "合", "かけ",
     "グラム", "キロ", "キログラム", "リットル", "ミリリットル", "カップ", "パック", "個分", "滴", "つ",
 }  # fmt: skip
 INGREDIENT_PREFIXES = {"大さじ", "小さじ", "カップ"}

@@ -2,7 +2,8 @@
 
 Lines are compared by shape: NFKC, stripped, every digit run replaced by '#', so that
 「19. 次郎は生後0日です。」 and 「20. 次郎は生後12日です。」 are the same line. The check fails
-when one shape (of at least ``min_line_chars`` characters) occurs ``max_repeats`` times or
+when one shape (with at least ``min_line_chars`` characters besides digits and spaces: a list of bare numbers such as
+「1. 0」「2. 1」 is not a repeated phrase) occurs ``max_repeats`` times or
 more, or when a substring of at least ``loop_min_chars`` characters repeats back to back
 ``max_repeats`` times (a loop inside one line; 0 turns this off).
 
@@ -35,6 +36,11 @@ def _shape(line: str) -> str:
     return re.sub(r"\d+", "#", nfkc(line).strip())
 
 
+def _words(shape: str) -> int:
+    """Characters of a shape other than its digits and spaces: a line of bare numbers is not a phrase."""
+    return sum(1 for c in shape if c != "#" and not c.isspace())
+
+
 def _prose_lines(text: str) -> list[str]:
     spans = [(a, b) for _, _, a, b in fenced_blocks(text) if b - a > 6 and text[a:b].endswith("```")]
     spans += [(j.start, j.end) for j in find_json(text) if j.error is None and "\n" in j.raw]
@@ -46,7 +52,7 @@ def _prose_lines(text: str) -> list[str]:
 
 @register("no_repetition", _SCHEMA)
 def no_repetition(output: Output, max_repeats: int = 5, min_line_chars: int = 4, loop_min_chars: int = 20) -> Verdict:
-    shapes = Counter(s for s in map(_shape, _prose_lines(output.text)) if len(s) >= min_line_chars)
+    shapes = Counter(s for s in map(_shape, _prose_lines(output.text)) if _words(s) >= min_line_chars)
     if shapes:
         shape, count = shapes.most_common(1)[0]
         if count >= max_repeats:

@@ -73,3 +73,15 @@ def test_broken_code_fails_clearly(text, why):
 def test_hang_fails_without_hanging_the_suite():
     v = check("```python\ndef fib(k):\n    while True:\n        pass\n```", timeout_s=1)
     assert not v.passed and "timed out" in v.detail
+
+
+def test_the_block_that_defines_the_function_is_tested_and_named():
+    text = "使い方:\n```python\nprint(fibonacci(10))\n```\n定義:\n```python\ndef fibonacci(k):\n    return k if k < 2 else fibonacci(k - 1) + fibonacci(k - 2)\n```"
+    v = run("code_function", Output(text), {"k_values": [1, 2, 10]})
+    assert v.passed and "code block 2 of 2" in v.detail, v.detail
+
+
+def test_a_function_in_a_list_item_fence_runs():
+    text = "1. 関数:\n\n   ```python\n   def fib(k):\n       a, b = 0, 1\n       for _ in range(k):\n           a, b = b, a + b\n       return a\n   ```\n2. 以上です。"
+    v = run("code_function", Output(text), {"k_values": [1, 2, 10]})
+    assert v.passed, v.detail

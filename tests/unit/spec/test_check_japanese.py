@@ -39,9 +39,11 @@ def test_code_json_urls_and_ignored_names_are_set_aside():
         '結果は {"result": "computed by the recursive function"} のようになります。詳しくは https://example.com/fibonacci-numbers を、`fibonacci(10)` を試してください。'
     )
     assert check(text).passed
-    names = "George Washington Carverさんとは話しました。"
-    assert not check(names).passed
-    assert check(names, ignore=["George Washington Carver"]).passed
+    names = "George Washington Carverさんとは話しました。"  # a Japanese sentence with a name in it is Japanese
+    assert check(names).passed
+    quoted = "English: There were 3 apples and 2 oranges.\n日本語: りんごが3個とオレンジが2個ありました。"
+    assert not check(quoted).passed
+    assert check(quoted, ignore=["There were 3 apples and 2 oranges."]).passed
 
 
 def test_thresholds_are_params():
@@ -75,6 +77,26 @@ def test_kanji_dense_japanese_list_still_passes():
 
 
 def test_kana_share_is_a_param():
-    text = "大规模语言模型是基于深度学习的模型。"
+    text = "大規模言語模型基於深度學習之模型。"  # kanji only, no Chinese markers
     assert not check(text).passed
-    assert check(text, min_kana_share=0).passed
+    assert check(text, min_kana_share=0, min_share=0).passed
+
+
+def test_chinese_drift_with_some_kana_fails_with_its_share():
+    v = check("大規模言語モデルは、大量のテキストで学習したAIです。这些模型通过学习大量的数据，可以生成流畅的文本。")
+    assert not v.passed and "Chinese" in v.detail and "%" in v.detail
+    assert v.evidence["chinese_share"] > 0.02
+
+
+def test_characters_japanese_does_not_use_are_chinese_markers():
+    from shisa_spec.spec.checks.japanese import chinese_markers
+
+    assert set(chinese_markers("开视设经这们")) == set("开视设经这们")
+    assert chinese_markers("開発、視聴、設定、経済、髙橋さん、﨑") == []  # Japanese forms (cp932, incl. NEC/IBM)
+    assert chinese_markers("我的书是一个好的。") and not chinese_markers("具体的な目的は、完了しました。")
+
+
+def test_japanese_with_english_terms_asides_and_code_passes():
+    assert check("LLM（Large Language Model）は、self-attentionを使うTransformerモデルを大量のテキストでpre-trainingしたものです。").passed
+    assert check("うわー、バイトクビは本当にショックだよね…。Life is hard って言うけど、今日は休んでね。").passed
+    assert check("大規模言語モデルの特徴：\n1. Transformerを使う\n2. GPT-4やLlamaが代表例").passed

@@ -98,9 +98,25 @@ def test_json_mentions_keys_and_values_any_key_names():
 def test_json_mentions_only_reads_json():
     text = '太郎と二郎と夏菜子です。\n{"name": "太郎"}'
     assert not run("json_mentions", Output(text), {"all_of": EVERYONE}).passed
-    for bad in ("", "太郎 二郎 夏菜子", '{"name": "太郎", "x": "二郎", "y": "夏菜子",}'):
+    for bad in ("", "太郎 二郎 夏菜子", '{"name": "太郎", "x": "二郎", "y": "夏菜子"'):
         v = run("json_mentions", Output(bad), {"all_of": EVERYONE})
-        assert not v.passed and "no parseable JSON" in v.detail
+        assert not v.passed and "no JSON in the answer" in v.detail
+
+
+def test_strictness_belongs_to_json_valid_content_checks_read_leniently():
+    broken = "```json\n{'太郎': {'年齢': 29}, '二郎': {'年齢': 24}, '夏菜子': {'関係': '母親'},}\n```"
+    assert not run("json_valid", Output(broken), {"schema": {"type": "object"}}).passed
+    assert run("json_mentions", Output(broken), {"all_of": EVERYONE}).passed
+    assert run("json_values", Output(broken), {"expected": [29, 24]}).passed
+
+
+def test_named_by_needs_an_object_per_person():
+    one = '{"name": "太郎", "age": 29, "family": ["二郎", "夏菜子"]}'
+    assert run("json_mentions", Output(one), {"all_of": EVERYONE}).passed  # named somewhere
+    v = run("json_mentions", Output(one), {"all_of": EVERYONE, "named_by": ["name", "名前"]})
+    assert not v.passed and "no object whose name/名前 is" in v.detail and "二郎" in v.detail
+    three = '[{"名前": "太郎"}, {"name": "Jiro"}, {"name": "夏菜子", "family": []}]'
+    assert run("json_mentions", Output(three), {"all_of": EVERYONE, "named_by": ["name", "名前"]}).passed
 
 
 def test_json_values():

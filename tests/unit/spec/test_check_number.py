@@ -109,3 +109,50 @@ def test_number_checks_never_raise(text):
     ]:
         v = run(name, o, params)
         assert isinstance(v.passed, bool) and v.detail
+
+
+APPLES = {"units": ["個", "つ"], "subject": ["残り"]}
+BALL_JA = {"units": ["円"], "subject": ["ボール", "ball"]}
+BALL_EN = {**USD, "subject": ["ball"]}
+
+
+@pytest.mark.parametrize(
+    "text,expected,params",
+    [
+        # the case: stated first, then worked through with 5個 and 2個
+        ("残りのりんごは3個です。最初に5個あり、そこから2個を取り除いたので、5 - 2 = 3 となります。", 3, APPLES),
+        ("残りのりんごの数：5 - 2 = 3個", 3, APPLES),
+        ("５個から２個とったら、残りは３個だよ！", 3, APPLES),
+        ("りんごは五つありましたが、二つ取り除いたので、残りは三つになります。", 3, APPLES),
+        ("ボールは50円です。\nボールをx円とすると、バットはx + 1000円です。x + (x + 1000) = 1100 より x = 50。", 50, BALL_JA),
+        ("答えは50円です。\n確認：バットは1050円、ボールは50円なので、合計は1050 + 50 = 1100円です。", 50, BALL_JA),
+        ("ボールは五十円だね！バットが千五十円で、足すとちゃんと千百円になるよ。", 50, BALL_JA),
+        ("The ball costs 50 cents, and the bat costs $10.50. Together that is $11.", 0.5, BALL_EN),
+        ("The ball costs $0.50.\n\nLet the ball be x. Then the bat is x + 10, so 2x = 1.", 0.5, BALL_EN),
+        ("夏菜子には2人の子供がいます。太郎は29歳、二郎は24歳です。", 2, {"units": ["人"], "subject": ["子供", "children"]}),
+        ("Kanako has 2 children, Taro (29) and Jiro (24).", 2, {"units": ["人"], "subject": ["子供", "children"]}),
+    ],
+)
+def test_the_asserted_answer_passes(text, expected, params):
+    v = final(text, expected, **params)
+    assert v.passed, v.detail
+
+
+@pytest.mark.parametrize(
+    "text,expected,params,both",
+    [
+        ("答えは3個です。\nただし、最終的なりんごの数は5個です。", 3, APPLES, ("3", "5")),
+        ("ボールの値段は50円です。\n1100 - 1000 = 100 なので、最終的な答えは100円です。", 50, BALL_JA, ("50", "100")),
+        ("The ball costs $0.50.\nChecking: $11 - $10 = $1, so the final answer is $1.", 0.5, BALL_EN, ("0.50", "1")),
+    ],
+)
+def test_two_different_asserted_answers_fail_naming_both(text, expected, params, both):
+    v = final(text, expected, **params)
+    assert not v.passed and "two different answers" in v.detail
+    assert all(b in v.detail for b in both), v.detail
+
+
+def test_a_subject_named_beside_another_or_compared_is_not_an_answer():
+    v = final("バットとボールの合計は1100円です。バットはボールより1000円高いので、\n最終回答：ボールは", 50, **BALL_JA)
+    assert not v.passed
+    assert final("A bat and a ball cost $11. So the ball costs $0.50.", 0.5, **BALL_EN).passed

@@ -124,3 +124,20 @@ def test_embedded_json_is_found(before, doc, after, ascii_only, indent):
     raw = json.dumps(doc, ensure_ascii=ascii_only, indent=2 if indent else None)
     found = find_json(before + raw + after)
     assert doc in [f.value for f in found if f.error is None]
+
+
+def test_an_indented_fence_in_a_list_is_dedented():
+    text = "手順:\n\n1. 関数です。\n\n   ```python\n   def fib(k):\n       return k\n   ```\n\n2. 終わり"
+    assert python_blocks(text) == ["def fib(k):\n    return k\n"]
+
+
+def test_a_repl_transcript_is_read_as_code():
+    text = "試した例です。\n\n>>> def fib(k):\n...     return k\n...\n>>> fib(10)\n10\n"
+    src = python_blocks(text)[0]
+    assert "def fib(k):\n    return k" in src and "fib(10)" in src and "\n10\n" not in src
+    parse_python(src)
+
+
+def test_prose_after_a_bare_function_is_left_out():
+    text = "def fib(k):\n    return k\nif you call fib(3) you get 3.\n"
+    assert python_blocks(text) == ["def fib(k):\n    return k\n"]
