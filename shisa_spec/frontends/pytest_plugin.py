@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shisa_spec.spec import checks
+from shisa_spec.spec import checks, sandbox
 from shisa_spec.generation import loader
 from shisa_spec.frontends import pytest_gate as plugin_gate
 from shisa_spec.frontends import tokenizer_spec
@@ -56,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--replay", dest="shisa_replay", default=None, help="judge the outputs of a transcript instead of running a model")
     g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
     g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
+    g.addoption("--sandbox", dest="shisa_sandbox", default="auto", choices=["auto", "strict"], help="strict: model-written code never runs without a jail (bwrap or user namespaces); the check fails instead")
     g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
     plugin_gate.add_gate_options(parser)
     tokenizer_spec.add_tokenizer_options(parser)
@@ -65,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.shisa_batch_size < 1:
         raise pytest.UsageError("--batch-size must be at least 1")
     _state(config)
+    sandbox.set_strict(config.option.shisa_sandbox == "strict")
     config.pluginmanager.register(plugin_gate, "shisa_spec.frontends.pytest_gate")
     tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
 

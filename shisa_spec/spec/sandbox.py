@@ -43,10 +43,11 @@ MODES = ("bwrap", "namespaces", "none")
 JAILS = ("bwrap", "namespaces")
 TMP_BYTES = 64 * 1024 * 1024  # the jail's /tmp (and home)
 OUTPUT_CAP = 4 * 1024 * 1024  # bytes of results read back
+SECCOMP = True  # the runner's filter; tests turn it off to show what the namespaces contain on their own
 NOT_CONTAINED = (
-    "sandbox: no jail (neither bubblewrap nor unprivileged user namespaces): model code runs as this user "
-    "and can read host files, its environment is cleared but files and other users' processes are reachable; "
-    "contained: rlimits, timeout, no fork, no sockets, no signals to other processes"
+    "sandbox: no jail (neither bubblewrap nor user namespaces work here): model code runs as this user and NOT "
+    "contained are the host's files (read, and write where this user may) and disk space beyond 1 MiB a file; "
+    "contained: rlimits, timeout, empty environment, no fork, no sockets, no signals to other processes"
 )
 
 _RUNNER = r"""
@@ -125,7 +126,7 @@ def send(obj):
     out.write(json.dumps(obj).encode("ascii"))
     out.flush()
 
-note = seccomp(req["no_sockets"])
+note = seccomp(req["no_sockets"]) if req["seccomp"] else None
 if note:
     os.write(2, ("sandbox: " + note + "\n").encode())
 del ctypes, struct, platform, seccomp
@@ -284,6 +285,19 @@ def _command(mode: str, tmp: str) -> list[str]:
     return _plain_command()
 
 
+_STRICT = False
+
+
+def set_strict(on: bool) -> None:
+    """Process-wide: refuse to run model code without a jail (``--sandbox strict``)."""
+    global _STRICT
+    _STRICT = bool(on)
+
+
+def strict() -> bool:
+    return _STRICT
+
+
 @functools.lru_cache(maxsize=None)
 def available(mode: str) -> str | None:
     """None if ``mode`` works here, else why not (probed once per process with a trivial run)."""
@@ -329,7 +343,8 @@ def run_function(
     cpu_s = int(timeout_s) + 2
     request = json.dumps(
         {"source": source, "func": func, "args_list": args_list, "recursion_limit": recursion_limit,
-         "memory": memory_mb * 1024 * 1024, "cpu_s": cpu_s, "no_sockets": mode == "none"}
+         "memory": memory_mb * 1024 * 1024, "cpu_s": cpu_s, "no_sockets": mode == "none",
+         "seccomp": SECCOMP}
     ).encode("utf-8")
     env = dict(_ENV)
     with tempfile.TemporaryDirectory(prefix="shisa-sandbox-") as tmp:
