@@ -190,7 +190,7 @@ for kind, src, dst in cfg["entries"]:
         ro_bind(src, d, is_dir=False)
 os.makedirs(root + "/dev")
 mount("dev", root + "/dev", "tmpfs", NOSUID | NOEXEC, "size=64k,mode=755")
-for dev in ("null", "zero", "full", "random", "urandom"):
+for dev in cfg["devices"]:
     open(root + "/dev/" + dev, "a").close()
     mount("/dev/" + dev, root + "/dev/" + dev, None, BIND)
 os.symlink("/proc/self/fd", root + "/dev/fd")
@@ -251,6 +251,7 @@ def _entries() -> list[tuple[str, str, str]]:
     return out
 
 
+_DEVICES = ("null", "zero", "full", "random", "urandom")
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
 
 
@@ -260,13 +261,15 @@ def _bwrap_command(bwrap: str) -> list[str]:
     cmd += ["--hostname", "jail"]
     for kind, src, dst in _entries():
         cmd += ["--symlink", src, dst] if kind == "symlink" else ["--ro-bind", src, dst]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--remount-ro", "/"]
+    cmd += ["--proc", "/proc", "--size", "65536", "--tmpfs", "/dev"]  # not --dev: its tmpfs (and /dev/shm) has no size cap
+    cmd += [a for d in _DEVICES for a in ("--dev-bind", "/dev/" + d, "/dev/" + d)] + ["--symlink", "/proc/self/fd", "/dev/fd"]
+    cmd += ["--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--remount-ro", "/"]
     cmd += ["--clearenv"] + [a for k, v in _ENV.items() for a in ("--setenv", k, v)] + ["--chdir", "/tmp"]
     return cmd + [_python(), "-I", "-c", _RUNNER]
 
 
 def _ns_command(unshare: str, root: str) -> list[str]:
-    cfg = {"root": root, "entries": _entries(), "tmp_bytes": TMP_BYTES, "python": _python(), "runner": _RUNNER, "env": _ENV}
+    cfg = {"root": root, "entries": _entries(), "tmp_bytes": TMP_BYTES, "python": _python(), "runner": _RUNNER, "env": _ENV, "devices": _DEVICES}
     flags = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--net", "--ipc", "--uts", "--mount", "--cgroup"]
     return [unshare, *flags, _python(), "-I", "-c", _NS_SETUP, json.dumps(cfg)]
 

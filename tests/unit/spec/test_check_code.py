@@ -73,3 +73,23 @@ def test_broken_code_fails_clearly(text, why):
 def test_hang_fails_without_hanging_the_suite():
     v = check("```python\ndef fib(k):\n    while True:\n        pass\n```", timeout_s=1)
     assert not v.passed and "timed out" in v.detail
+
+
+def test_the_verdict_records_which_sandbox_ran():
+    v = check(ITERATIVE_0)
+    assert v.evidence["sandbox"] in ("bwrap", "namespaces", "none") and v.detail.endswith(f"[sandbox: {v.evidence['sandbox']}]")
+
+
+def test_strict_sandbox_refuses_to_run_without_a_jail(monkeypatch, capsys):
+    from shisa_spec.spec import sandbox
+
+    monkeypatch.setattr(sandbox, "best_mode", lambda: "none")  # as on a machine where no jail can be made
+    v = check(ITERATIVE_0, sandbox="strict")
+    assert not v.passed and "refused to run model code without a jail" in v.detail and v.evidence["sandbox"] == "none"
+    monkeypatch.setattr(sandbox, "_STRICT", True)  # what --sandbox strict sets
+    assert "refused" in check(ITERATIVE_0).detail
+    assert capsys.readouterr().err == ""  # nothing ran, so no "not contained" line
+    monkeypatch.setattr(sandbox, "_STRICT", False)
+    v = check(ITERATIVE_0)  # without strict it runs, unjailed, and says what is not contained
+    assert v.passed and v.evidence["sandbox"] == "none"
+    assert capsys.readouterr().err.count("NOT contained") == 1

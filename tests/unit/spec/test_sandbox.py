@@ -104,3 +104,32 @@ def test_exit_and_stdin_reads_are_contained():
 def test_unserialisable_results_come_back_as_repr():
     r = run_function("def f(x):\n    return {1, 2}\n", "f", [[1]])
     assert r.ok and r.results[0] == {"repr": "{1, 2}"}
+
+
+def test_every_mode_that_exists_here_runs_code_and_an_unknown_one_is_refused():
+    import pytest
+
+    from shisa_spec.spec import sandbox
+
+    for mode in sandbox.MODES:
+        if sandbox.available(mode) is None:
+            r = run_function(FIB, "fib", [[10]], mode=mode)
+            assert r.ok and r.results == [{"value": 55}] and r.sandbox == mode
+    assert sandbox.available("none") is None and sandbox.best_mode() in sandbox.MODES
+    with pytest.raises(ValueError, match="sandbox mode must be one of"):
+        run_function(FIB, "fib", [[1]], mode="chroot")
+
+
+def test_fork_and_signals_are_refused_even_as_root():
+    src = (
+        "import os, signal\n"
+        "def f(x):\n"
+        "    out = []\n"
+        "    for call in (os.fork, lambda: os.kill(os.getppid(), signal.SIGUSR1)):\n"
+        "        try:\n            call()\n            out.append('allowed')\n"
+        "        except OSError as e:\n            out.append(e.errno)\n"
+        "    return out\n"
+    )
+    r = run_function(src, "f", [[1]])
+    assert r.ok and r.results[0]["value"][0] == 1  # EPERM from the seccomp filter, whatever the uid
+    assert r.results[0]["value"][1] in (1, 3)  # EPERM (filter) or ESRCH (outside the PID namespace)

@@ -239,10 +239,10 @@ def test_gigabytes_to_disk_are_capped_by_the_jails_tmpfs(mode):
         import os
         WRITTEN = 0
         chunk = b"x" * (1 << 20)
-        for d in (os.getcwd(), "/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm"):
+        for n, d in enumerate((os.getcwd(), "/tmp", os.path.expanduser("~"), "/var/tmp", "/dev/shm", "/dev")):
             for i in range(2048):
                 try:
-                    with open(os.path.join(d, f"fill{i}"), "wb") as f:
+                    with open(os.path.join(d, f"fill{n}-{i}"), "wb") as f:
                         f.write(chunk)
                     WRITTEN += len(chunk)
                 except OSError:
