@@ -14,7 +14,8 @@ Three modes, the best available chosen once per process (``best_mode``):
 - ``none``: no jail can be made; only the limits below, and each run prints one line saying
   what is not contained. ``require_jail=True`` refuses to run in this mode.
 
-In every mode, the runner (a fresh ``python -I``) sets rlimits on address space, CPU time, file
+In every mode, the runner (a fresh ``python -I -S``: no .pth files run, but the site-packages
+directories are on its path) sets rlimits on address space, CPU time, file
 size, processes and core dumps, and installs a seccomp filter (x86_64 and aarch64) that refuses
 ``fork``/``clone`` and signals to other processes, which holds for root too (``RLIMIT_NPROC`` does
 not); in ``none`` mode it also refuses sockets. Source and arguments go in as JSON on stdin;
@@ -31,6 +32,7 @@ import os
 import selectors
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -51,8 +53,9 @@ NOT_CONTAINED = (
 )
 
 _RUNNER = r"""
-import ctypes, io, json, os, platform, resource, signal, struct, sys
+import ctypes, io, json, os, resource, signal, struct, sys
 req = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+sys.path += req["site_packages"]  # started with -S: .pth files are not run, installed packages still import
 out = os.fdopen(os.dup(1), "wb")
 null = os.open(os.devnull, os.O_WRONLY)
 os.dup2(null, 1)
@@ -68,7 +71,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises OSErr
 
 def seccomp(no_sockets):
     # refuse fork/clone (RLIMIT_NPROC does not hold for root) and signals to any other process
-    arch = platform.machine()
+    arch = os.uname().machine
     if arch == "x86_64":
         audit, deny, tgkill = 0xC000003E, [56, 57, 58, 435, 62, 200, 424, 129, 297, 101], 234
         deny += [41, 53] if no_sockets else []
@@ -129,7 +132,7 @@ def send(obj):
 note = seccomp(req["no_sockets"]) if req["seccomp"] else None
 if note:
     os.write(2, ("sandbox: " + note + "\n").encode())
-del ctypes, struct, platform, seccomp
+del ctypes, struct, seccomp
 ns = {"__name__": "__sandbox__", "__builtins__": __builtins__}
 try:
     exec(compile(req["source"], "<model code>", "exec"), ns)
@@ -153,7 +156,7 @@ send({"results": results})
 # Runs inside `unshare` as root of a fresh user namespace: builds the jail's file-system view,
 # pivots into it, drops every capability, then execs the runner. argv[1] is JSON (see _ns_command).
 _NS_SETUP = r"""
-import ctypes, json, os, platform, sys
+import ctypes, json, os, sys
 cfg = json.loads(sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
 def check(rc, what):
@@ -199,9 +202,9 @@ mount("proc", root + "/proc", "proc", NOSUID | NODEV | NOEXEC)
 os.makedirs(root + "/tmp")
 mount("tmp", root + "/tmp", "tmpfs", NOSUID | NODEV, f"size={cfg['tmp_bytes']},mode=1777")
 os.makedirs(root + "/oldroot")
-nr = {"x86_64": 155, "aarch64": 41}.get(platform.machine())
+nr = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 if nr is None:
-    sys.stderr.write("sandbox setup: pivot_root unknown on " + platform.machine() + "\n")
+    sys.stderr.write("sandbox setup: pivot_root unknown on " + os.uname().machine + "\n")
     os._exit(121)
 check(libc.syscall(nr, b(root), b(root + "/oldroot")), "pivot_root")
 os.chdir("/")
@@ -216,7 +219,7 @@ hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)
 data = (ctypes.c_uint32 * 6)()
 check(libc.capset(hdr, data), "capset")
 os.chdir("/tmp")
-os.execve(cfg["python"], [cfg["python"], "-I", "-c", cfg["runner"]], cfg["env"])
+os.execve(cfg["python"], [cfg["python"], "-I", "-S", "-c", cfg["runner"]], cfg["env"])
 """
 
 
@@ -228,6 +231,11 @@ class SandboxResult:
     timed_out: bool = False
     stderr_tail: str = ""
     sandbox: str = "none"  # which mode ran it: bwrap, namespaces or none
+
+
+@functools.lru_cache(maxsize=None)
+def _site_packages() -> list[str]:
+    return [p for p in site.getsitepackages() if os.path.isdir(p)]
 
 
 def _python() -> str:
@@ -265,17 +273,17 @@ def _bwrap_command(bwrap: str) -> list[str]:
     cmd += [a for d in _DEVICES for a in ("--dev-bind", "/dev/" + d, "/dev/" + d)] + ["--symlink", "/proc/self/fd", "/dev/fd"]
     cmd += ["--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--remount-ro", "/"]
     cmd += ["--clearenv"] + [a for k, v in _ENV.items() for a in ("--setenv", k, v)] + ["--chdir", "/tmp"]
-    return cmd + [_python(), "-I", "-c", _RUNNER]
+    return cmd + [_python(), "-I", "-S", "-c", _RUNNER]
 
 
 def _ns_command(unshare: str, root: str) -> list[str]:
     cfg = {"root": root, "entries": _entries(), "tmp_bytes": TMP_BYTES, "python": _python(), "runner": _RUNNER, "env": _ENV, "devices": _DEVICES}
     flags = ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--net", "--ipc", "--uts", "--mount", "--cgroup"]
-    return [unshare, *flags, _python(), "-I", "-c", _NS_SETUP, json.dumps(cfg)]
+    return [unshare, *flags, _python(), "-I", "-S", "-c", _NS_SETUP, json.dumps(cfg)]  # -S: the setup needs only the stdlib
 
 
 def _plain_command() -> list[str]:
-    return [_python(), "-I", "-c", _RUNNER]
+    return [_python(), "-I", "-S", "-c", _RUNNER]
 
 
 def _command(mode: str, tmp: str) -> list[str]:
@@ -347,7 +355,7 @@ def run_function(
     request = json.dumps(
         {"source": source, "func": func, "args_list": args_list, "recursion_limit": recursion_limit,
          "memory": memory_mb * 1024 * 1024, "cpu_s": cpu_s, "no_sockets": mode == "none",
-         "seccomp": SECCOMP}
+         "seccomp": SECCOMP, "site_packages": _site_packages()}
     ).encode("utf-8")
     env = dict(_ENV)
     with tempfile.TemporaryDirectory(prefix="shisa-sandbox-") as tmp:
