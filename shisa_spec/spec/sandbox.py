@@ -364,14 +364,20 @@ def run_function(
         if mode == "none":
             env["HOME"] = work
         err_path = os.path.join(tmp, ".stderr")
+        alive_r, alive_w = os.pipe()  # every process of the run inherits the write end: EOF = all are gone
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                _command(mode, tmp), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                cwd=work, env=env, start_new_session=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    _command(mode, tmp), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                    cwd=work, env=env, start_new_session=True, pass_fds=(alive_w,),
+                )
+            finally:
+                os.close(alive_w)
             out, timed_out, overflow = _exchange(proc, request, timeout_s)
             _kill_group(proc.pid)  # anything the code left running; in a jail its PID namespace dies with it
             proc.wait()
+            _wait_for_eof(alive_r, 5.0)  # the kernel tears a PID namespace down asynchronously
+            os.close(alive_r)
         with open(err_path, "rb") as f:
             f.seek(max(0, os.path.getsize(err_path) - 2000))
             stderr_tail = f.read().decode("utf-8", "replace")
@@ -432,6 +438,15 @@ def _exchange(proc: subprocess.Popen, request: bytes, timeout_s: float) -> tuple
     except subprocess.TimeoutExpired:
         return b"".join(chunks), True, False
     return b"".join(chunks), False, False
+
+
+def _wait_for_eof(fd: int, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if sel.select(left) and not os.read(fd, 4096):
+                return
 
 
 def _kill_group(pid: int) -> None:
