@@ -347,7 +347,7 @@ def run_function(
     if mode not in MODES:
         raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, not {mode!r}")
     if require_jail and mode not in JAILS:
-        why = available("namespaces") or "no jail was chosen"
+        why = "; ".join(f"{m}: {available(m) or 'works here, but was not chosen'}" for m in JAILS)
         return SandboxResult(False, [], f"refused to run model code without a jail (strict sandbox): {why}", sandbox=mode)
     if mode == "none":
         print(NOT_CONTAINED, file=sys.stderr)
