@@ -255,6 +255,8 @@ def judge(item: SpecItem, record: dict[str, Any], record_property: Any) -> check
     """Run the item's check on its case's output; raise SpecCheckFailed when the check fails."""
     __tracebackhide__ = True
     verdict = checks.run(item.check.check, checks.Output(record["output"], record["finish_reason"]), item.check.params)
+    if "sandbox" in verdict.evidence:  # the transcript says which jail ran the model's code
+        record["sandbox"] = verdict.evidence["sandbox"]
     record_property("shisa", json.dumps({
         "case": item.case.id, "check": item.check.id, "kind": item.check.check,
         "passed": verdict.passed, "detail": verdict.detail,
