@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shisa_spec.spec import checks
+from shisa_spec.spec import checks, sandbox
 from shisa_spec.generation import loader
 from shisa_spec.frontends import pytest_gate as plugin_gate
 from shisa_spec.frontends import paths_check, pytest_rootdir, tokenizer_spec
@@ -68,6 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--replay", dest="shisa_replay", default=None, help="judge the outputs of a transcript instead of running a model")
     g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
     g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
+    g.addoption("--sandbox", dest="shisa_sandbox", default="auto", choices=["auto", "strict"], help="strict: model-written code never runs without a jail (bwrap or user namespaces); the check fails instead")
     g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
     parser.addini("shisa_spec_paths", type="paths", default=[],
                   help="where the spec's test modules are: `pytest -m gpu` (or -m tokenizer) collects only these")
@@ -91,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--samples must be at least 1")
     _check_paths(config)
     _state(config)
+    sandbox.set_strict(config.option.shisa_sandbox == "strict")
     config.pluginmanager.register(plugin_gate, "shisa_spec.frontends.pytest_gate")
     tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
 
@@ -268,6 +270,9 @@ def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, r
         if key not in seen:
             seen[key] = checks.run(item.check.check, checks.Output(*key), item.check.params)
     verdicts = [seen[(r["output"], r["finish_reason"])] for r in records]
+    for r, v in zip(records, verdicts):
+        if "sandbox" in v.evidence:  # the transcript says which jail ran the model's code
+            r["sandbox"] = v.evidence["sandbox"]
     k = sum(v.passed for v in verdicts)
     marked = item.known is not None and not runxfail
     d = stats.decide(k, len(verdicts), item.check.min_pass_rate, marked)

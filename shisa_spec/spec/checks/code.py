@@ -1,9 +1,11 @@
 """Check ``code_function``: the answer's Python function computes Fibonacci numbers.
 
 The code is extracted (``extract.python_blocks``), the function found by ``ast``, and run only
-in ``sandbox.run_function`` (a separate, limited process). Both indexings are accepted, as the
-prompt's "k個目" allows either, but consistently for every k: 0-based f(k) = F(k) with F(0)=0,
-F(1)=1, or 1-based f(k) = F(k-1).
+in ``sandbox.run_function`` (a jail where one can be made). ``sandbox: strict`` (or
+``sandbox.set_strict``, from ``--sandbox strict``) refuses to run it without a jail: the check
+fails with that reason. The detail ends with the sandbox mode that ran, and the evidence has it.
+Both indexings are accepted, as the prompt's "k個目" allows either, but consistently for every k:
+0-based f(k) = F(k) with F(0)=0, F(1)=1, or 1-based f(k) = F(k-1).
 
 If the code fails while being defined (a demo driver such as ``k = int(input())`` at top
 level), it is run again with only its imports, functions, classes and literal assignments, as
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import ast
 
-from shisa_spec.spec import sandbox
+from shisa_spec.spec import sandbox as _sandbox
 from shisa_spec.spec.checks import Output, Verdict, register
 from shisa_spec.spec.extract import one_arg_functions, parse_python, python_blocks
 
@@ -27,6 +29,7 @@ _SCHEMA = {
         "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 60},
         "function": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
         "memory_mb": {"type": "integer", "minimum": 64},
+        "sandbox": {"enum": ["auto", "strict"]},
     },
 }
 
@@ -89,19 +92,28 @@ def _same(got: dict, want: int) -> bool:
 
 
 @register("code_function", _SCHEMA)
-def code_function(output: Output, k_values: list[int], timeout_s: float = 5, function: str | None = None, memory_mb: int = 512) -> Verdict:
+def code_function(
+    output: Output, k_values: list[int], timeout_s: float = 5, function: str | None = None, memory_mb: int = 512, sandbox: str = "auto"
+) -> Verdict:
+    v = _code_function(output, k_values, timeout_s, function, memory_mb, sandbox == "strict" or _sandbox.strict())
+    mode = v.evidence.get("sandbox")
+    return Verdict(v.passed, f"{v.detail} [sandbox: {mode}]", v.evidence) if mode else v
+
+
+def _code_function(output: Output, k_values: list[int], timeout_s: float, function: str | None, memory_mb: int, strict: bool) -> Verdict:
     source, name, why = _choose(python_blocks(output.text), function)
     if source is None:
         return Verdict(False, why, {})
     where = f" ({why})" if why else ""
-    run = lambda src: sandbox.run_function(src, name, [[k] for k in k_values], timeout_s=timeout_s, memory_mb=memory_mb)  # noqa: E731
+    run = lambda src: _sandbox.run_function(src, name, [[k] for k in k_values], timeout_s=timeout_s, memory_mb=memory_mb, require_jail=strict)  # noqa: E731
     res, note = run(source), ""
     if res.error and res.error.startswith("while defining the code") and (defs := definitions_only(source)):
         retry = run(defs)
         if not retry.error:
             res, note = retry, f" (top-level code failed: {res.error.split(': ', 1)[1]}; tested the definitions alone)"
     note += where
-    ev = {"function": name, "results": res.results, "error": res.error, "timed_out": res.timed_out, "note": note.strip(), "block": why}
+    ev = {"function": name, "results": res.results, "error": res.error, "timed_out": res.timed_out, "note": note.strip(), "block": why,
+          "sandbox": res.sandbox}
     if res.error:
         return Verdict(False, f"{name}() could not be run: {res.error}", ev)
     errors = [(k, r["error"]) for k, r in zip(k_values, res.results) if "error" in r]

@@ -85,3 +85,23 @@ def test_a_function_in_a_list_item_fence_runs():
     text = "1. 関数:\n\n   ```python\n   def fib(k):\n       a, b = 0, 1\n       for _ in range(k):\n           a, b = b, a + b\n       return a\n   ```\n2. 以上です。"
     v = run("code_function", Output(text), {"k_values": [1, 2, 10]})
     assert v.passed, v.detail
+
+
+def test_the_verdict_records_which_sandbox_ran():
+    v = check(ITERATIVE_0)
+    assert v.evidence["sandbox"] in ("bwrap", "namespaces", "none") and v.detail.endswith(f"[sandbox: {v.evidence['sandbox']}]")
+
+
+def test_strict_sandbox_refuses_to_run_without_a_jail(monkeypatch, capsys):
+    from shisa_spec.spec import sandbox
+
+    monkeypatch.setattr(sandbox, "best_mode", lambda: "none")  # as on a machine where no jail can be made
+    v = check(ITERATIVE_0, sandbox="strict")
+    assert not v.passed and "refused to run model code without a jail" in v.detail and v.evidence["sandbox"] == "none"
+    monkeypatch.setattr(sandbox, "_STRICT", True)  # what --sandbox strict sets
+    assert "refused" in check(ITERATIVE_0).detail
+    assert capsys.readouterr().err == ""  # nothing ran, so no "not contained" line
+    monkeypatch.setattr(sandbox, "_STRICT", False)
+    v = check(ITERATIVE_0)  # without strict it runs, unjailed, and says what is not contained
+    assert v.passed and v.evidence["sandbox"] == "none"
+    assert capsys.readouterr().err.count("NOT contained") == 1

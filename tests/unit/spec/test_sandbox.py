@@ -53,8 +53,11 @@ def test_files_land_in_a_throwaway_directory(tmp_path, monkeypatch):
     r = run_function(src, "f", [[1]])
     assert r.ok
     sandbox_dir = r.results[0]["value"]
-    assert sandbox_dir != str(tmp_path) and "shisa-sandbox-" in sandbox_dir
-    assert not os.path.exists(sandbox_dir)  # removed afterwards
+    assert sandbox_dir != str(tmp_path)
+    if r.sandbox == "none":  # a host folder, removed afterwards; in a jail it is the jail's own /tmp
+        assert "shisa-sandbox-" in sandbox_dir and not os.path.exists(sandbox_dir)
+    else:
+        assert sandbox_dir == "/tmp"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -86,7 +89,7 @@ def test_os_system_and_process_state_do_not_reach_the_test_process():
     r = run_function(src, "f", [[1]])
     assert r.ok
     pythonpath, keys = r.results[0]["value"]
-    assert pythonpath is None and set(keys) <= {"PATH", "LANG", "LC_CTYPE", "SHISA_SANDBOX_LEAK"}
+    assert pythonpath is None and set(keys) <= {"PATH", "LANG", "LC_CTYPE", "HOME", "PWD", "SHISA_SANDBOX_LEAK"}
     assert os.getcwd() == cwd and dict(os.environ) == env and "SHISA_SANDBOX_LEAK" not in os.environ
     assert not os.path.exists(os.path.join(cwd, "marker.txt"))
 
@@ -101,3 +104,32 @@ def test_exit_and_stdin_reads_are_contained():
 def test_unserialisable_results_come_back_as_repr():
     r = run_function("def f(x):\n    return {1, 2}\n", "f", [[1]])
     assert r.ok and r.results[0] == {"repr": "{1, 2}"}
+
+
+def test_every_mode_that_exists_here_runs_code_and_an_unknown_one_is_refused():
+    import pytest
+
+    from shisa_spec.spec import sandbox
+
+    for mode in sandbox.MODES:
+        if sandbox.available(mode) is None:
+            r = run_function(FIB, "fib", [[10]], mode=mode)
+            assert r.ok and r.results == [{"value": 55}] and r.sandbox == mode
+    assert sandbox.available("none") is None and sandbox.best_mode() in sandbox.MODES
+    with pytest.raises(ValueError, match="sandbox mode must be one of"):
+        run_function(FIB, "fib", [[1]], mode="chroot")
+
+
+def test_fork_and_signals_are_refused_even_as_root():
+    src = (
+        "import os, signal\n"
+        "def f(x):\n"
+        "    out = []\n"
+        "    for call in (os.fork, lambda: os.kill(os.getppid(), signal.SIGUSR1)):\n"
+        "        try:\n            call()\n            out.append('allowed')\n"
+        "        except OSError as e:\n            out.append(e.errno)\n"
+        "    return out\n"
+    )
+    r = run_function(src, "f", [[1]])
+    assert r.ok and r.results[0]["value"][0] == 1  # EPERM from the seccomp filter, whatever the uid
+    assert r.results[0]["value"][1] in (1, 3)  # EPERM (filter) or ESRCH (outside the PID namespace)
