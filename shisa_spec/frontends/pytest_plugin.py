@@ -52,6 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--cases", dest="shisa_cases", default=str(DEFAULT_CASES), help="case file (YAML), default %(default)s")
     g.addoption("--batch-size", dest="shisa_batch_size", type=int, default=16, help="cases per generate() call (1 for strict batch-1 runs)")
     g.addoption("--static-cache", dest="shisa_static_cache", default="off", choices=["on", "off"], help="our decode loop over a static KV cache with a compiled, CUDA-graphed step: 3.7x faster steps once compiled, but compiling costs time once per process (see README)")
+    g.addoption("--engine", dest="shisa_engine", default="auto", choices=["auto", "graph", "generate"], help="graph: our decode loop with the whole step one CUDA graph (auto: where it runs the model, on CUDA); generate: transformers' generate(), the reference")
     g.addoption("--transcript", dest="shisa_transcript", default=None, help="write a JSON Lines record per case to this path")
     g.addoption("--replay", dest="shisa_replay", default=None, help="judge the outputs of a transcript instead of running a model")
     g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
@@ -135,7 +136,7 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     )
     static = opt.shisa_static_cache == "on"
     run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
-                     batch_size=opt.shisa_batch_size, static_cache=static)
+                     batch_size=opt.shisa_batch_size, static_cache=static, engine=opt.shisa_engine)
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None

@@ -285,12 +285,26 @@ def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> di
         "chat_template": _sha256(tokenizer.chat_template) if getattr(tokenizer, "chat_template", None) else None,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "graph_engine": config_unsupported(config) is None,
     }
     if device.startswith("cuda") or device == "auto":
         idx = torch.device(device).index or 0 if device != "auto" else 0
         prov["gpu"] = torch.cuda.get_device_name(idx)
         prov["capability"] = ".".join(map(str, torch.cuda.get_device_capability(idx)))
     return prov
+
+
+def config_unsupported(config: Any) -> str | None:
+    """Why the CUDA-graph engine (graph_engine.py) cannot run a model of this config (None: it can)."""
+    from shisa_spec.generation.graph_engine import SUPPORTED_TYPES
+
+    if getattr(config, "model_type", None) not in SUPPORTED_TYPES:
+        return f"model type {getattr(config, 'model_type', None)!r} (supported: {', '.join(SUPPORTED_TYPES)})"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"activation {config.hidden_act}"
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        return "linear layers with bias"
+    return None
 
 
 def layer_placement(device_map: dict[str, Any]) -> dict[str, int]:

@@ -33,6 +33,16 @@ class RunOptions:
     system_prompt: str | None = None
     batch_size: int = 16
     static_cache: bool = False
+    engine: str = "auto"  # auto: the CUDA-graph engine where it runs the model on CUDA; graph; generate
+
+    def engine_kind(self, provenance: dict[str, Any]) -> str:
+        """The engine a run uses, known before loading (it is part of the cache key)."""
+        if self.engine == "generate" or self.static_cache:
+            return "generate"
+        if self.engine == "graph":
+            return "graph"
+        on_cuda = str(provenance.get("device", "")).startswith("cuda")
+        return "graph" if on_cuda and provenance.get("graph_engine") and provenance.get("quantize") == "none" else "generate"
 
     def style_for(self, case: Case) -> str:
         return self.prompt_style or case.prompt_style
@@ -117,7 +127,7 @@ class OutputStore:
         self.exchange = exchange
         self.worker = worker
         self.loaded: Any = None
-        self.engine: Engine | None = None
+        self.engine: Any = None  # Engine or GraphEngine
         self.records: dict[str, dict[str, Any]] = {}
         self._started = False
 
@@ -168,11 +178,21 @@ class OutputStore:
             self.prepared = self._prepare()
         return self.prepared
 
-    def _ensure_engine(self) -> Engine:
+    def _ensure_engine(self) -> Any:
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
             self.loaded = self._load(self._ensure_prepared())
-            self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
+            if self.options.engine_kind(self.loaded.provenance) == "graph":
+                from shisa_spec.generation.graph_engine import GraphEngine, unsupported
+
+                why = unsupported(self.loaded)
+                if why is not None:
+                    from shisa_spec.generation.loader import ModelLoadError
+
+                    raise ModelLoadError(f"--engine graph cannot run {self.loaded.options.model}: {why}; use --engine generate")
+                self.engine = GraphEngine(self.loaded, width=self.options.batch_size)
+            else:
+                self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
 
     def _case_request(self, case: Case) -> Request:
@@ -191,7 +211,8 @@ class OutputStore:
         for req in requests:
             key = cache_key(
                 prepared.provenance, req.rendered, req.settings.as_dict(), req.seed,
-                {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache},
+                {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache,
+                 "engine_kind": self.options.engine_kind(prepared.provenance)},
             )
             keys[req.case_id] = key
             hit = self.cache.get(key) if self.cache else None
