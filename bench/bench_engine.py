@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--build", action="store_true", help="build and save the random-weight model first, then exit")
     ap.add_argument("--tokenizer", default=str(ROOT / "fixtures" / "tiny-shisa"))
     ap.add_argument("--out", default="bench-engine.json")
-    ap.add_argument("--parts", default="cold,steps,invariance,baseline,spec")
+    ap.add_argument("--parts", default="cold,kernels,steps,invariance,spec,baseline")
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--baseline-tokens", type=int, default=64)
     args = ap.parse_args()
@@ -127,6 +127,10 @@ def main() -> None:
                 "prefill_s": e.timings["prefill_s"], "total_s": total, "capture_s": e.timings["capture_s"],
                 "peak_gib": torch.cuda.max_memory_allocated() / 2**30, "results": r}
 
+    if "kernels" in parts:
+        out["kernels"] = check_kernels(torch)
+        log("kernels against torch (relative error):", json.dumps(out["kernels"]))
+
     if "steps" in parts:
         for width, ns in ((16, 1), (256, 16)):
             torch.cuda.reset_peak_memory_stats()
@@ -181,6 +185,52 @@ def main() -> None:
 
     Path(args.out).write_text(json.dumps(out, indent=1))
     log(summary(out))
+
+
+def check_kernels(torch) -> dict:
+    """Each Triton kernel against the plain-torch maths on fresh random bf16 inputs: relative errors (fp64 references)."""
+    import torch.nn.functional as F
+
+    from shisa_spec.generation import kernels
+
+    def rel(a, b):
+        a, b = a.double(), b.double()
+        return float((a - b).norm() / b.norm())
+
+    res = {}
+    g = torch.Generator(device="cuda").manual_seed(1)
+    rows, hq, hk, d, L = 16, 32, 8, 128, 512
+    x = torch.randn(rows, 4096, device="cuda", generator=g).bfloat16()
+    w = torch.randn(4096, device="cuda", generator=g).bfloat16()
+    ref = x.double() * torch.rsqrt(x.double().pow(2).mean(-1, keepdim=True) + 1e-5) * w.double()
+    res["rms_norm"] = rel(kernels.rms_norm(x, w, 1e-5), ref)
+    gu = torch.randn(rows, 2 * 14336, device="cuda", generator=g).bfloat16()
+    gg, uu = gu.double().chunk(2, -1)
+    res["silu_mul"] = rel(kernels.silu_mul(gu), F.silu(gg) * uu)
+    y = torch.randn(rows, (hq + 2 * hk) * d, device="cuda", generator=g).bfloat16()
+    pos = torch.randint(0, L - 1, (rows,), device="cuda", generator=g)
+    ang = pos.double()[:, None] * torch.rand(d // 2, device="cuda", generator=g).double()[None]
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+    kc = torch.randn(rows, hk, L, d, device="cuda", generator=g).bfloat16()
+    vc = torch.randn(rows, hk, L, d, device="cuda", generator=g).bfloat16()
+    q = kernels.rope_and_cache(y, cos.bfloat16(), sin.bfloat16(), pos, kc, vc, hq, hk, d)
+    yy = y.double().view(rows, hq + 2 * hk, d)
+    rot = yy * cos[:, None] + torch.cat([-yy[..., d // 2 :], yy[..., : d // 2]], -1) * sin[:, None]
+    res["rope_q"] = rel(q, rot[:, :hq])
+    r = torch.arange(rows, device="cuda")
+    res["rope_k_in_cache"] = rel(kc[r, :, pos], rot[:, hq : hq + hk])
+    res["v_in_cache"] = rel(vc[r, :, pos], yy[:, hq + hk :])
+    o = kernels.decode_attention(q, kc, vc, pos, d**-0.5)
+    qd = q.double().view(rows, hk, hq // hk, d)
+    sc = torch.matmul(qd, kc.double().transpose(2, 3)) * d**-0.5
+    mask = torch.arange(L, device="cuda")[None] <= pos[:, None]
+    sc = sc.masked_fill(~mask[:, None, None], float("-inf"))
+    ref = torch.matmul(sc.softmax(-1), vc.double()).reshape(rows, hq * d)
+    res["decode_attention"] = rel(o, ref)
+    vc[:, :, L - 1] = float("nan")  # a slot past every row's end must not be read
+    pos.clamp_(max=L - 2)
+    res["attention_ignores_empty_slots"] = bool(torch.isfinite(kernels.decode_attention(q, kc, vc, pos, d**-0.5)).all())
+    return res
 
 
 def invariance(cls, loaded, rq, width: int, n: int, alone_cases=None) -> dict:

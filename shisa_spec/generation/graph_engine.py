@@ -100,8 +100,9 @@ def _rotate_half(x: Any) -> Any:
 class _Forward:
     """The model's forward in plain torch: a prompt's prefill, and a decode step over the static cache."""
 
-    def __init__(self, weights: _Weights):
+    def __init__(self, weights: _Weights, fused: bool = False):
         self.w = weights
+        self.fused = fused  # the Triton kernels (CUDA only)
 
     def prefill(self, ids: Any) -> tuple[Any, list[tuple[Any, Any]]]:
         """Last position's logits (float32 [vocab]) and each layer's keys and values ([kv_heads, len, head_dim])."""
@@ -123,7 +124,8 @@ class _Forward:
             qk = qk * cos + _rotate_half(qk) * sin
             q, k, v = qk[:, :hq], qk[:, hq:], y[:, hq + hk :]
             kvs.append((k[0], v[0]))
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=w.scaling, enable_gqa=True)
+            with _prefill_attention(ids.device):
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=w.scaling, enable_gqa=True)
             h = h + F.linear(o.transpose(1, 2).reshape(1, n, hq * d), wo)
             g, u = F.linear(ln2(h), gate_up).chunk(2, dim=-1)
             h = h + F.linear(act(g) * u, wd)
@@ -132,6 +134,8 @@ class _Forward:
 
     def decode(self, tok: Any, pos: Any, kcache: list[Any], vcache: list[Any], bias: Any) -> Any:
         """Logits (float32 [rows, vocab]) for one token per row at cache slot ``pos``; writes that slot's keys and values."""
+        if self.fused:
+            return self._decode_fused(tok, pos, kcache, vcache)
         import torch
         import torch.nn.functional as F
 
@@ -156,6 +160,42 @@ class _Forward:
             g, u = F.linear(ln2(h), gate_up).chunk(2, dim=-1)
             h = h + F.linear(act(g) * u, wd)
         return F.linear(w.norm(h), w.lm_head).float()
+
+    def _decode_fused(self, tok: Any, pos: Any, kcache: list[Any], vcache: list[Any]) -> Any:
+        """The same step with the Triton kernels of kernels.py and the residual adds inside the GEMMs (CUDA)."""
+        import torch
+        import torch.nn.functional as F
+
+        from shisa_spec.generation import kernels
+
+        w = self.w
+        hq, hk, d = w.heads, w.kv_heads, w.head_dim
+        h = w.embed[tok]
+        cos, sin = w.rotary(h, pos.unsqueeze(1))
+        cos, sin = cos[:, 0].contiguous(), sin[:, 0].contiguous()
+        for (ln1, qkv, wo, ln2, gate_up, wd, act), kc, vc in zip(w.layers, kcache, vcache):
+            y = F.linear(kernels.rms_norm(h, ln1.weight, _eps(ln1)), qkv)
+            q = kernels.rope_and_cache(y, cos, sin, pos, kc, vc, hq, hk, d)
+            o = kernels.decode_attention(q, kc, vc, pos, w.scaling)
+            h = torch.addmm(h, o, wo.t())
+            a = kernels.silu_mul(F.linear(kernels.rms_norm(h, ln2.weight, _eps(ln2)), gate_up))
+            h = torch.addmm(h, a, wd.t())
+        return F.linear(kernels.rms_norm(h, w.norm.weight, _eps(w.norm)), w.lm_head).float()
+
+
+def _prefill_attention(device: Any) -> Any:
+    """On CUDA, flash attention (inside libtorch): cuDNN's would load its library, seconds in a cold process."""
+    import contextlib
+
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def _eps(norm: Any) -> float:
+    return float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
 
 
 @dataclass
@@ -244,13 +284,15 @@ class _Runner:
 class GraphEngine:
     """The fast engine: results keyed by (case id, sample), ``on_batch`` after each batch (the engine contract)."""
 
-    def __init__(self, loaded: Any, width: int = 16, min_new_tokens: int | None = None, graphs: bool | None = None):
+    def __init__(self, loaded: Any, width: int = 16, min_new_tokens: int | None = None, graphs: bool | None = None,
+                 fused: bool | None = None):
         self.loaded = loaded
         self.width = max(1, width)
         self.min_new_tokens = min_new_tokens
         self.batches_run = 0
         self.device = loaded.model.device
         self.graphs = self.device.type == "cuda" if graphs is None else graphs
+        self.fused = fused  # None: the Triton kernels where they run (CUDA, Triton importable, power-of-two head size)
         self.timings: dict[str, float] = {"prefill_s": 0.0, "capture_s": 0.0, "decode_s": 0.0}
         self.steps_run = 0
         self._fwd: _Forward | None = None
@@ -263,7 +305,12 @@ class GraphEngine:
             if weights is None:
                 weights = _Weights(model)
                 model.__dict__["_shisa_graph_weights"] = weights
-            self._fwd = _Forward(weights)
+            fused = self.fused
+            if fused is None:
+                from shisa_spec.generation.kernels_check import can_fuse
+
+                fused = can_fuse(weights.head_dim, self.device)
+            self._fwd = _Forward(weights, fused)
         return self._fwd
 
     def plan(self, requests: Sequence[Request], lengths: dict[str, int]) -> list[list[Request]]:

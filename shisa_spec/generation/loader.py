@@ -259,12 +259,40 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def run_device(device: str) -> str:
-    """The device a model will sit on, with its index (``cuda`` means the current CUDA device)."""
+    """The device a model will sit on, with its index (``cuda`` means the current CUDA device).
+
+    Asks CUDA only where it is started already: a run served from the cache never starts it.
+    """
     import torch
 
     if device == "cuda":
-        return f"cuda:{torch.cuda.current_device()}"
+        return f"cuda:{torch.cuda.current_device() if torch.cuda.is_initialized() else 0}"
     return device
+
+
+def gpu_identity(index: int) -> tuple[str, str]:
+    """The GPU's name and compute capability, through NVML where every visible GPU is the same model
+    (no CUDA context: seconds saved on a run served from the cache), else through CUDA."""
+    import torch
+
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            seen = set()
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+                name = pynvml.nvmlDeviceGetName(handle)
+                major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+                seen.add((name.decode() if isinstance(name, bytes) else name, f"{major}.{minor}"))
+        finally:
+            pynvml.nvmlShutdown()
+        if len(seen) == 1:
+            return seen.pop()
+    except Exception:  # no NVML (or an old one): ask CUDA
+        pass
+    return torch.cuda.get_device_name(index), ".".join(map(str, torch.cuda.get_device_capability(index)))
 
 
 def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> dict[str, Any]:
@@ -289,8 +317,7 @@ def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> di
     }
     if device.startswith("cuda") or device == "auto":
         idx = torch.device(device).index or 0 if device != "auto" else 0
-        prov["gpu"] = torch.cuda.get_device_name(idx)
-        prov["capability"] = ".".join(map(str, torch.cuda.get_device_capability(idx)))
+        prov["gpu"], prov["capability"] = gpu_identity(idx)
     return prov
 
 
