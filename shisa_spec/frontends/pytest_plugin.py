@@ -140,7 +140,13 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
-    return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p), options=run, cache=cache, exchange=exchange, worker=worker)
+    memo = None
+    if cache is not None and not opt.shisa_refresh_cache:
+        from shisa_spec.generation.prepared import Memo, memo_key
+
+        key = memo_key(load_opts)
+        memo = Memo(cache.root, key) if key else None
+    return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p), options=run, cache=cache, exchange=exchange, worker=worker, memo=memo)
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +230,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         cached = sum(1 for r in records.values() if r.get("from_cache"))
         calls = state.store.generate_calls if state.store is not None else 0
         line = f"shisa-spec: {len(records)} cases, {len(records) - cached} generated in {calls} batched generate() call(s) in this process, {cached} from cache"
-        if state.store is not None and state.store.loaded is None and state.store.prepared is not None:
+        if state.store is not None and state.store.loaded is None and (state.store.prepared is not None or state.store.memo is not None):
             line += " (weights not loaded)"
     else:
         line = f"shisa-spec: {len(records)} cases replayed from {state.replay_path}"

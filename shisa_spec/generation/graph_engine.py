@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from shisa_spec.generation.engine import GenerationOOM, Request, Result, SampleKey
+from shisa_spec.generation.loader import SUPPORTED_TYPES, oom_message, weight_bytes
 
 CACHE_STEP = 512  # cache lengths are multiples of this: one batch for the spec's prompts
 CHECK_EVERY = 16  # steps between looks at whether every row has ended
-SUPPORTED_TYPES = ("mistral", "llama")
 
 
 def unsupported(loaded: Any) -> str | None:
@@ -342,8 +342,6 @@ class GraphEngine:
                     for r in done:
                         out[r.key] = r
         except torch.cuda.OutOfMemoryError:
-            from shisa_spec.generation.loader import oom_message, weight_bytes
-
             model = self.loaded.model
             raise GenerationOOM(oom_message(f"generating a batch of {self.width} rows", weight_bytes(model), str(model.device),
                                             self.loaded.options.quantize)) from None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL = "augmxnt/shisa-7b-v1"
+SUPPORTED_TYPES = ("mistral", "llama")  # model types the CUDA-graph engine runs
 QUANTIZE = ("none", "8bit", "4bit")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 
@@ -52,6 +53,17 @@ class LoadedModel:
 
 
 def cuda_available() -> bool:
+    """Whether a CUDA device can run the spec; through NVML where it answers (no torch import, no CUDA start)."""
+    from importlib import metadata
+
+    from shisa_spec.generation.prepared import nvml_gpus
+
+    try:
+        cpu_build = metadata.version("torch").endswith("+cpu")
+    except metadata.PackageNotFoundError:
+        cpu_build = False
+    if nvml_gpus() and not cpu_build and not os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
     import torch
 
     return torch.cuda.is_available()
@@ -271,27 +283,15 @@ def run_device(device: str) -> str:
 
 
 def gpu_identity(index: int) -> tuple[str, str]:
-    """The GPU's name and compute capability, through NVML where every visible GPU is the same model
-    (no CUDA context: seconds saved on a run served from the cache), else through CUDA."""
+    """The GPU's name and compute capability, through NVML where every GPU is the same model (no CUDA
+    context: seconds saved on a run served from the cache), else through CUDA."""
+    from shisa_spec.generation.prepared import nvml_gpus
+
+    seen = set(nvml_gpus() or ())
+    if len(seen) == 1:
+        return seen.pop()
     import torch
 
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        try:
-            seen = set()
-            for i in range(pynvml.nvmlDeviceGetCount()):
-                handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-                name = pynvml.nvmlDeviceGetName(handle)
-                major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
-                seen.add((name.decode() if isinstance(name, bytes) else name, f"{major}.{minor}"))
-        finally:
-            pynvml.nvmlShutdown()
-        if len(seen) == 1:
-            return seen.pop()
-    except Exception:  # no NVML (or an old one): ask CUDA
-        pass
     return torch.cuda.get_device_name(index), ".".join(map(str, torch.cuda.get_device_capability(index)))
 
 
@@ -323,8 +323,6 @@ def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> di
 
 def config_unsupported(config: Any) -> str | None:
     """Why the CUDA-graph engine (graph_engine.py) cannot run a model of this config (None: it can)."""
-    from shisa_spec.generation.graph_engine import SUPPORTED_TYPES
-
     if getattr(config, "model_type", None) not in SUPPORTED_TYPES:
         return f"model type {getattr(config, 'model_type', None)!r} (supported: {', '.join(SUPPORTED_TYPES)})"
     if getattr(config, "hidden_act", "silu") != "silu":

@@ -115,6 +115,7 @@ class OutputStore:
         cache: GenerationCache | None = None,
         exchange: Exchange | None = None,
         worker: tuple[int, int] = (0, 1),
+        memo: Any = None,
     ):
         self.suite = suite
         self.needed = [c.id for c in suite.cases if c.id in set(needed)]
@@ -130,6 +131,8 @@ class OutputStore:
         self.engine: Any = None  # Engine or GraphEngine
         self.records: dict[str, dict[str, Any]] = {}
         self._started = False
+        self.memo = memo  # prepared.Memo: provenance and rendered prompts without loading the tokenizer
+        self._rendered_new: dict[str, str] = {}
 
     @property
     def generate_calls(self) -> int:
@@ -195,24 +198,41 @@ class OutputStore:
                 self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
 
+    def _memo_ready(self) -> bool:
+        return self.prepared is None and self.memo is not None and self.memo.provenance is not None
+
+    def _provenance(self) -> dict[str, Any]:
+        if self.loaded is not None:
+            return self.loaded.provenance
+        return self.memo.provenance if self._memo_ready() else self._ensure_prepared().provenance
+
     def _case_request(self, case: Case) -> Request:
+        from shisa_spec.generation.prepared import prompt_key
+
         style = self.options.style_for(case)
         system = self.options.system_prompt if self.options.system_prompt is not None else case.system_prompt
-        rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
+        pk = prompt_key(case.prompt, style, system)
+        rendered = self.memo.rendered.get(pk) if self._memo_ready() else None
+        if rendered is None:
+            rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
+            self._rendered_new[pk] = rendered
         return Request(case.id, rendered, case.generation, case_seed(self.options.seed, case.id))
 
     def _produce(self, case_ids: Sequence[str]) -> None:
         if not case_ids:
             return
-        prepared = self._ensure_prepared()
         requests = [self._case_request(self.suite.case(c)) for c in case_ids]
+        if self.memo is not None and self.prepared is not None and (self._rendered_new or self.memo.provenance != self.prepared.provenance):
+            self.memo.save(self.prepared.provenance, self._rendered_new)
+            self._rendered_new = {}
+        provenance = self._provenance()
         todo: list[Request] = []
         keys: dict[str, str] = {}
         for req in requests:
             key = cache_key(
-                prepared.provenance, req.rendered, req.settings.as_dict(), req.seed,
+                provenance, req.rendered, req.settings.as_dict(), req.seed,
                 {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache,
-                 "engine_kind": self.options.engine_kind(prepared.provenance)},
+                 "engine_kind": self.options.engine_kind(provenance)},
             )
             keys[req.case_id] = key
             hit = self.cache.get(key) if self.cache else None
@@ -248,7 +268,7 @@ class OutputStore:
             "generation": req.settings.as_dict(),
             "batch_size": result.batch_size,
             "seconds": round(result.seconds, 4),
-            "provenance": (self.loaded or self.prepared).provenance,
+            "provenance": self._provenance(),
         }
         self.records[req.case_id] = rec
         if self.exchange is not None:
