@@ -193,7 +193,9 @@ class OutputStore:
                     from shisa_spec.generation.loader import ModelLoadError
 
                     raise ModelLoadError(f"--engine graph cannot run {self.loaded.options.model}: {why}; use --engine generate")
-                self.engine = GraphEngine(self.loaded, width=self.options.batch_size)
+                # one fixed width per run: rows = cases per batch x samples per case, idle rows fill the rest
+                width = self.options.batch_size * int(getattr(self.options, "samples", 1) or 1)
+                self.engine = GraphEngine(self.loaded, width=width)
             else:
                 self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
