@@ -245,7 +245,9 @@ class _Runner:
         self.out.scatter_(1, self.step_t.expand(s.width).unsqueeze(1), nxt.unsqueeze(1))
         self.finished |= nxt == self.eos
         self.seen.scatter_(1, nxt.unsqueeze(1), True)
-        bias = torch.where(self.slots.unsqueeze(0) <= self.pos.unsqueeze(1), 0.0, float("-inf")).view(s.width, 1, 1, -1)
+        bias = None
+        if not self.fwd.fused:  # the fused attention kernel reads each row's filled slots only
+            bias = torch.where(self.slots.unsqueeze(0) <= self.pos.unsqueeze(1), 0.0, float("-inf")).view(s.width, 1, 1, -1)
         self.logits.copy_(self.fwd.decode(nxt, self.pos, self.kcache, self.vcache, bias))
         self.pos += 1
         self.step_t += 1
@@ -333,8 +335,11 @@ class GraphEngine:
 
             out.update(Engine(self.loaded, batch_size=self.width, min_new_tokens=self.min_new_tokens).generate(long, on_batch))
             requests = [r for r in requests if r.key not in out]
+        import contextlib
+
+        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), on_device:  # graphs and streams on the model's GPU (xdist: cuda:N)
                 for batch in self.plan(requests, {k: len(v) for k, v in ids.items()}):
                     done = self._run_batch(batch, ids)
                     if on_batch is not None:
