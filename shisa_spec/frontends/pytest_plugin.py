@@ -64,6 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--samples", dest="shisa_samples", type=int, default=DEFAULT_SAMPLES,
                 help="samples per sampled case (default %(default)s; greedy cases take one); verdicts from k of N with a 95%% interval")
     g.addoption("--static-cache", dest="shisa_static_cache", default="off", choices=["on", "off"], help="our decode loop over a static KV cache with a compiled, CUDA-graphed step: 3.7x faster steps once compiled, but compiling costs time once per process (see README)")
+    g.addoption("--engine", dest="shisa_engine", default="auto", choices=["auto", "graph", "generate"], help="graph: our decode loop with the whole step one CUDA graph (auto: where it runs the model, on CUDA); generate: transformers' generate(), the reference")
     g.addoption("--transcript", dest="shisa_transcript", default=None, help="write a JSON Lines record per case to this path")
     g.addoption("--replay", dest="shisa_replay", default=None, help="judge the outputs of a transcript instead of running a model")
     g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
@@ -202,12 +203,19 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     )
     static = opt.shisa_static_cache == "on"
     run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
-                     batch_size=opt.shisa_batch_size, static_cache=static, samples=opt.shisa_samples)
+                     batch_size=opt.shisa_batch_size, static_cache=static, samples=opt.shisa_samples, engine=opt.shisa_engine)
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
+    memo = None
+    if cache is not None and not opt.shisa_refresh_cache:
+        from shisa_spec.generation.prepared import Memo, memo_key
+
+        key = memo_key(load_opts)
+        memo = Memo(cache.root, key) if key else None
     return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p),
-                       options=run, cache=cache, exchange=exchange, worker=worker, progress=_progress(config))
+                       options=run, cache=cache, exchange=exchange, worker=worker, progress=_progress(config),
+                       memo=memo)
 
 
 def _progress(config: pytest.Config) -> Any:
@@ -334,7 +342,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         calls = state.store.generate_calls if state.store is not None else 0
         line = (f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case), {samples - cached} generated in "
                 f"{calls} batched generate() call(s) in this process, {cached} from cache")
-        if state.store is not None and state.store.loaded is None and state.store.prepared is not None:
+        if state.store is not None and state.store.loaded is None and (state.store.prepared is not None or state.store.memo is not None):
             line += " (weights not loaded)"
     else:
         line = f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case) replayed from {state.replay_path}"

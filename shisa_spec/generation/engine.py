@@ -1,12 +1,11 @@
-"""Seeded, batched generation whose output for a case does not depend on the rest of the batch.
+"""Seeded, batched generation through transformers' ``generate()``: the reference engine.
 
-Sampling is done by ``RowSampler``, a logits processor that gives every row its own random
-stream (a ``torch.Generator`` seeded from the run seed and the case id) and samples by the
-Gumbel-max trick, so ``generate()`` runs greedy over perturbed scores. Repetition penalty,
-temperature and top-p are applied in the same order as transformers' sampling, but the
-penalty only looks at a row's own tokens (never at left padding), so a case's text is the
-same alone, in any batch, in any order and under xdist (exactly so on CPU in fp32; on a GPU
-batched matmuls can round differently: measured and documented in the README).
+Sampling is done by ``RowSampler``, a logits processor around ``sampling.choose`` (repetition
+penalty, temperature, top-p, counter-based Gumbel noise per row), so ``generate()`` runs greedy
+over its choice. The penalty only looks at a row's own tokens (never at left padding) and the
+noise hashes the row's seed, the step and the token id, so a case's text is the same alone, in
+any batch, in any order and under xdist (exactly so on CPU in fp32; on a GPU batched matmuls can
+round differently). ``graph_engine.GraphEngine`` is the fast engine with the same sampler.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from shisa_spec.spec.cases import GenerationSettings
 
-ENGINE_VERSION = "1"  # bump when a change alters generated text (part of the cache key)
+ENGINE_VERSION = "2"  # bump when a change alters generated text (part of the cache key); 2: sampling.py
 
 
 def case_seed(seed: int, case_id: str) -> int:
@@ -72,54 +71,50 @@ class GenerationOOM(RuntimeError):
 
 
 class RowSampler:
-    """Per-row repetition penalty, temperature, top-p and Gumbel-max noise (a LogitsProcessor).
+    """The shared sampler (``sampling.choose``) as a LogitsProcessor for transformers' ``generate()``.
 
-    On the H100 benchmark it adds about 0.6 ms per decode step over transformers' own greedy loop
-    (12.06 vs 11.46 ms at batch 16). A top-1024 candidate set with a per-row fallback was slower
-    (16.66 ms): the fallback's host sync and the large-k topk cost more than the sort they avoid.
+    Each row's repetition penalty looks only at its own tokens (never at left padding); the noise
+    is counter-based (a hash of the row's seed, the step and the token id), so a row's text does
+    not depend on its companions. With sampling it returns scores that are 0 at the chosen token
+    and -inf elsewhere, so ``generate()``'s greedy pick is the sampler's choice.
     """
 
     def __init__(self, seeds: Sequence[int], pad_lens: Sequence[int], settings: GenerationSettings, device: Any):
         import torch
 
+        from shisa_spec.generation import sampling
+
         self.settings = settings
         self.pad_lens = torch.tensor(list(pad_lens), device=device).unsqueeze(1)  # once: a per-step copy would sync
-        self.generators = []
-        for s in seeds:
-            g = torch.Generator(device=device)
-            g.manual_seed(s)
-            self.generators.append(g)
+        self.seed_lo, self.seed_hi = sampling.split_seeds(torch.tensor(list(seeds), dtype=torch.int64, device=device).unsqueeze(1))
+        self.prompt_width: int | None = None  # the padded prompt's width, seen on the first call
+
+    def seen(self, input_ids: Any, vocab: int) -> Any:
+        import torch
+
+        batch = input_ids.shape[0]
+        ids = input_ids.clone()
+        positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+        ids[positions < self.pad_lens] = vocab  # a dummy column, dropped below
+        seen = torch.zeros(batch, vocab + 1, dtype=torch.bool, device=ids.device)
+        seen.scatter_(1, ids, True)
+        return seen[:, :vocab]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        from shisa_spec.generation import sampling
+
+        if self.prompt_width is None:
+            self.prompt_width = input_ids.shape[1]
         s = self.settings
         scores = scores.float()
-        batch, vocab = scores.shape
-        if s.repetition_penalty != 1.0:
-            ids = input_ids.clone()
-            positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-            ids[positions < self.pad_lens] = vocab  # a dummy column, dropped below
-            seen = torch.zeros(batch, vocab + 1, dtype=torch.bool, device=scores.device)
-            seen.scatter_(1, ids.to(scores.device), True)
-            seen = seen[:, :vocab]
-            penalised = torch.where(scores > 0, scores / s.repetition_penalty, scores * s.repetition_penalty)
-            scores = torch.where(seen, penalised, scores)
+        seen = self.seen(input_ids.to(scores.device), scores.shape[1])
         if not s.do_sample:
-            return scores
-        scores = scores / s.temperature
-        if s.top_p < 1.0:
-            sorted_logits, sorted_idx = torch.sort(scores, descending=False, dim=-1)
-            cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-            remove_sorted = cum <= (1 - s.top_p)
-            remove_sorted[..., -1:] = False  # keep at least the most likely token
-            remove = remove_sorted.scatter(1, sorted_idx, remove_sorted)
-            scores = scores.masked_fill(remove, float("-inf"))
-        noise = torch.stack(
-            [torch.rand(vocab, generator=g, device=scores.device, dtype=torch.float32) for g in self.generators]
-        )
-        gumbel = -torch.log(-torch.log(noise.clamp_(1e-20, 1.0 - 1e-7)))
-        return scores + gumbel
+            return sampling.penalise(scores, seen, s.repetition_penalty)
+        step = torch.tensor(input_ids.shape[1] - self.prompt_width, dtype=torch.int64, device=scores.device)
+        token = sampling.choose(scores, seen, s, self.seed_lo, self.seed_hi, step)
+        return torch.full_like(scores, float("-inf")).scatter_(1, token.unsqueeze(1), 0.0)
 
 
 def plan_batches(requests: Iterable[Request], batch_size: int) -> list[list[Request]]:

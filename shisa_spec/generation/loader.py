@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MODEL = "augmxnt/shisa-7b-v1"
+SUPPORTED_TYPES = ("mistral", "llama")  # model types the CUDA-graph engine runs
 QUANTIZE = ("none", "8bit", "4bit")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 
@@ -52,6 +53,17 @@ class LoadedModel:
 
 
 def cuda_available() -> bool:
+    """Whether a CUDA device can run the spec; through NVML where it answers (no torch import, no CUDA start)."""
+    from importlib import metadata
+
+    from shisa_spec.generation.prepared import nvml_gpus
+
+    try:
+        cpu_build = metadata.version("torch").endswith("+cpu")
+    except metadata.PackageNotFoundError:
+        cpu_build = False
+    if nvml_gpus() and not cpu_build and not os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return True
     import torch
 
     return torch.cuda.is_available()
@@ -266,12 +278,28 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def run_device(device: str) -> str:
-    """The device a model will sit on, with its index (``cuda`` means the current CUDA device)."""
+    """The device a model will sit on, with its index (``cuda`` means the current CUDA device).
+
+    Asks CUDA only where it is started already: a run served from the cache never starts it.
+    """
     import torch
 
     if device == "cuda":
-        return f"cuda:{torch.cuda.current_device()}"
+        return f"cuda:{torch.cuda.current_device() if torch.cuda.is_initialized() else 0}"
     return device
+
+
+def gpu_identity(index: int) -> tuple[str, str]:
+    """The GPU's name and compute capability, through NVML where every GPU is the same model (no CUDA
+    context: seconds saved on a run served from the cache), else through CUDA."""
+    from shisa_spec.generation.prepared import nvml_gpus
+
+    seen = set(nvml_gpus() or ())
+    if len(seen) == 1:
+        return seen.pop()
+    import torch
+
+    return torch.cuda.get_device_name(index), ".".join(map(str, torch.cuda.get_device_capability(index)))
 
 
 def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> dict[str, Any]:
@@ -292,12 +320,23 @@ def provenance(config: Any, tokenizer: Any, opts: LoadOptions, dtype: Any) -> di
         "chat_template": _sha256(tokenizer.chat_template) if getattr(tokenizer, "chat_template", None) else None,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "graph_engine": config_unsupported(config) is None,
     }
     if device.startswith("cuda") or device == "auto":
         idx = torch.device(device).index or 0 if device != "auto" else 0
-        prov["gpu"] = torch.cuda.get_device_name(idx)
-        prov["capability"] = ".".join(map(str, torch.cuda.get_device_capability(idx)))
+        prov["gpu"], prov["capability"] = gpu_identity(idx)
     return prov
+
+
+def config_unsupported(config: Any) -> str | None:
+    """Why the CUDA-graph engine (graph_engine.py) cannot run a model of this config (None: it can)."""
+    if getattr(config, "model_type", None) not in SUPPORTED_TYPES:
+        return f"model type {getattr(config, 'model_type', None)!r} (supported: {', '.join(SUPPORTED_TYPES)})"
+    if getattr(config, "hidden_act", "silu") != "silu":
+        return f"activation {config.hidden_act}"
+    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
+        return "linear layers with bias"
+    return None
 
 
 def layer_placement(device_map: dict[str, Any]) -> dict[str, int]:

@@ -40,6 +40,17 @@ class RunOptions:
     def samples_for(self, case: Case) -> int:
         return self.samples if case.generation.do_sample else 1
 
+    engine: str = "auto"  # auto: the CUDA-graph engine where it runs the model on CUDA; graph; generate
+
+    def engine_kind(self, provenance: dict[str, Any]) -> str:
+        """The engine a run uses, known before loading (it is part of the cache key)."""
+        if self.engine == "generate" or self.static_cache:
+            return "generate"
+        if self.engine == "graph":
+            return "graph"
+        on_cuda = str(provenance.get("device", "")).startswith("cuda")
+        return "graph" if on_cuda and provenance.get("graph_engine") and provenance.get("quantize") == "none" else "generate"
+
     def style_for(self, case: Case) -> str:
         return self.prompt_style or case.prompt_style
 
@@ -119,6 +130,7 @@ class OutputStore:
         exchange: Exchange | None = None,
         worker: tuple[int, int] = (0, 1),
         progress: Callable[[str, dict[str, Any]], None] | None = None,
+        memo: Any = None,
     ):
         self.suite = suite
         self.needed = [c.id for c in suite.cases if c.id in set(needed)]
@@ -132,9 +144,11 @@ class OutputStore:
         self.worker = worker
         self.progress = progress  # (event, info): load, loaded, generate, batch, done
         self.loaded: Any = None
-        self.engine: Engine | None = None
+        self.engine: Any = None  # Engine or GraphEngine
         self.records: dict[SampleKey, dict[str, Any]] = {}  # (case, sample) -> transcript record
         self._started = False
+        self.memo = memo  # prepared.Memo: provenance and rendered prompts without loading the tokenizer
+        self._rendered_new: dict[str, str] = {}
 
     @property
     def generate_calls(self) -> int:
@@ -200,7 +214,7 @@ class OutputStore:
         if self.progress is not None:
             self.progress(event, info)
 
-    def _ensure_engine(self) -> Engine:
+    def _ensure_engine(self) -> Any:
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
             prepared = self._ensure_prepared()
@@ -208,13 +222,39 @@ class OutputStore:
             self._emit("load", model=prepared.provenance.get("model") if isinstance(prepared.provenance, dict) else None)
             self.loaded = self._load(prepared)
             self._emit("loaded", seconds=time.perf_counter() - start)
-            self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
+            if self.options.engine_kind(self.loaded.provenance) == "graph":
+                from shisa_spec.generation.graph_engine import GraphEngine, unsupported
+
+                why = unsupported(self.loaded)
+                if why is not None:
+                    from shisa_spec.generation.loader import ModelLoadError
+
+                    raise ModelLoadError(f"--engine graph cannot run {self.loaded.options.model}: {why}; use --engine generate")
+                # one fixed width per run: rows = cases per batch x samples per case, idle rows fill the rest
+                width = self.options.batch_size * int(getattr(self.options, "samples", 1) or 1)
+                self.engine = GraphEngine(self.loaded, width=width)
+            else:
+                self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
 
+    def _memo_ready(self) -> bool:
+        return self.prepared is None and self.memo is not None and self.memo.provenance is not None
+
+    def _provenance(self) -> dict[str, Any]:
+        if self.loaded is not None:
+            return self.loaded.provenance
+        return self.memo.provenance if self._memo_ready() else self._ensure_prepared().provenance
+
     def _case_requests(self, case: Case) -> list[Request]:
+        from shisa_spec.generation.prepared import prompt_key
+
         style = self.options.style_for(case)
         system = self.options.system_prompt if self.options.system_prompt is not None else case.system_prompt
-        rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
+        pk = prompt_key(case.prompt, style, system)
+        rendered = self.memo.rendered.get(pk) if self._memo_ready() else None
+        if rendered is None:
+            rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
+            self._rendered_new[pk] = rendered
         seed = self.options.seed
         return [Request(case.id, rendered, case.generation, sample_seed(seed, case.id, i), sample=i)
                 for i in range(self.options.samples_for(case))]
@@ -222,14 +262,18 @@ class OutputStore:
     def _produce(self, case_ids: Sequence[str]) -> None:
         if not case_ids:
             return
-        prepared = self._ensure_prepared()
         requests = [r for c in case_ids for r in self._case_requests(self.suite.case(c))]
+        if self.memo is not None and self.prepared is not None and (self._rendered_new or self.memo.provenance != self.prepared.provenance):
+            self.memo.save(self.prepared.provenance, self._rendered_new)
+            self._rendered_new = {}
+        provenance = self._provenance()
         todo: list[Request] = []
         keys: dict[SampleKey, str] = {}
         for req in requests:
             key = cache_key(
-                prepared.provenance, req.rendered, req.settings.as_dict(), req.seed,
-                {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache},
+                provenance, req.rendered, req.settings.as_dict(), req.seed,
+                {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache,
+                 "engine_kind": self.options.engine_kind(provenance)},
             )
             keys[req.key] = key
             hit = self.cache.get(key) if self.cache else None
@@ -276,7 +320,7 @@ class OutputStore:
             "generation": req.settings.as_dict(),
             "batch_size": result.batch_size,
             "seconds": round(result.seconds, 4),
-            "provenance": (self.loaded or self.prepared).provenance,
+            "provenance": self._provenance(),
         }
         self.records[req.key] = rec
         if self.exchange is not None:
