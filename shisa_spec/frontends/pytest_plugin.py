@@ -22,6 +22,7 @@ from shisa_spec.generation.engine import GenerationOOM
 from shisa_spec.generation.prompting import TemplateError
 from shisa_spec.generation.store import MissingCase
 from shisa_spec.generation.transcript import write as write_transcript
+from shisa_spec.generation.backends.openai import BackendError
 
 class SpecCheckFailed(AssertionError):
     """A check judged the output wrong: the only failure a known-failure (xfail) mark expects."""
@@ -57,6 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--no-cache", dest="shisa_no_cache", action="store_true", help="do not read or write the generation cache")
     g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
     g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
+    g.addoption("--backend", dest="shisa_backend", default="transformers", choices=["transformers", "openai"], help="transformers: the model in this process (default); openai: an OpenAI-compatible server at --base-url (vLLM, SGLang, TGI, llama.cpp, transformers serve), prompts rendered here with --model's chat template")
+    g.addoption("--base-url", dest="shisa_base_url", default=None, help="--backend openai: the server, e.g. http://127.0.0.1:8000/v1")
+    g.addoption("--api-key-env", dest="shisa_api_key_env", default=None, help="--backend openai: environment variable holding the API key (sent as a Bearer token)")
+    g.addoption("--served-model", dest="shisa_served_model", default=None, help="--backend openai: the model name the server knows (default: --model)")
+    g.addoption("--concurrency", dest="shisa_concurrency", type=int, default=4, help="--backend openai: requests in flight at once (default %(default)s)")
     plugin_gate.add_gate_options(parser)
     tokenizer_spec.add_tokenizer_options(parser)
 
@@ -64,6 +70,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.shisa_batch_size < 1:
         raise pytest.UsageError("--batch-size must be at least 1")
+    if config.option.shisa_backend == "openai" and not config.option.shisa_base_url:
+        raise pytest.UsageError("--backend openai needs --base-url URL (e.g. http://127.0.0.1:8000/v1)")
+    if config.option.shisa_concurrency < 1:
+        raise pytest.UsageError("--concurrency must be at least 1")
     _state(config)
     config.pluginmanager.register(plugin_gate, "shisa_spec.frontends.pytest_gate")
     tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
@@ -93,7 +103,7 @@ def _spec_items(items: list[pytest.Item]) -> list[pytest.Item]:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = _state(config)
-    if state.live and config.option.shisa_device.startswith("cuda") and _spec_items(items):
+    if state.live and config.option.shisa_backend == "transformers" and config.option.shisa_device.startswith("cuda") and _spec_items(items):
         if not loader.cuda_available():
             skip = pytest.mark.skip(reason="no CUDA device: the spec needs a GPU (or --device cpu with a small --model, or --replay PATH)")
             for item in _spec_items(items):
@@ -128,14 +138,20 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     suite = _suite(config)
     if not state.live:
         return OutputStore(suite, needed, replay=state.replay)
+    served = None
     device = _device(config)
+    if opt.shisa_backend == "openai":
+        from shisa_spec.generation.backends.openai import OpenAIOptions
+
+        served = OpenAIOptions(opt.shisa_base_url, opt.shisa_served_model or opt.shisa_model, opt.shisa_api_key_env, opt.shisa_concurrency)
+        device = "cpu"  # only the tokenizer is loaded here
     load_opts = loader.LoadOptions(
         model=opt.shisa_model, revision=opt.shisa_revision, device=device, dtype=opt.shisa_dtype,
         quantize=opt.shisa_quantize, device_map=opt.shisa_device_map, trust_remote_code=opt.shisa_trust_remote_code,
     )
     static = opt.shisa_static_cache == "on"
     run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
-                     batch_size=opt.shisa_batch_size, static_cache=static)
+                     batch_size=opt.shisa_batch_size, static_cache=static, openai=served)
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
@@ -162,7 +178,7 @@ def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureReq
         return spec_store.get(spec_item.case.id)
     except MissingCase as e:
         pytest.fail(f"{e} ({state.replay_path}): the spec cannot judge it", pytrace=False)
-    except (loader.ModelLoadError, GenerationOOM, TemplateError) as e:
+    except (loader.ModelLoadError, GenerationOOM, TemplateError, BackendError) as e:
         state.load_error = f"{type(e).__name__}: {e}"
         request.session.shouldstop = state.load_error
         pytest.fail(state.load_error, pytrace=False)
@@ -227,6 +243,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             line += " (weights not loaded)"
     else:
         line = f"shisa-spec: {len(records)} cases replayed from {state.replay_path}"
+    if state.live and hasattr(getattr(state.store, "engine", None), "summary"):
+        line += "; " + state.store.engine.summary()
     if config.option.shisa_transcript and state.live:
         line += f"; transcript: {config.option.shisa_transcript}"
     tr.write_line(line)

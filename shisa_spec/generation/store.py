@@ -33,6 +33,7 @@ class RunOptions:
     system_prompt: str | None = None
     batch_size: int = 16
     static_cache: bool = False
+    openai: Any = None  # backends.openai.OpenAIOptions: send requests to a server instead of the in-process engine
 
     def style_for(self, case: Case) -> str:
         return self.prompt_style or case.prompt_style
@@ -168,7 +169,11 @@ class OutputStore:
             self.prepared = self._prepare()
         return self.prepared
 
-    def _ensure_engine(self) -> Engine:
+    def _ensure_engine(self) -> Any:
+        if self.engine is None and self.options.openai is not None:
+            from shisa_spec.generation.backends.openai import OpenAIBackend
+
+            self.engine = OpenAIBackend(self.options.openai, self._ensure_prepared().tokenizer).connect()
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
             self.loaded = self._load(self._ensure_prepared())
@@ -188,11 +193,12 @@ class OutputStore:
         requests = [self._case_request(self.suite.case(c)) for c in case_ids]
         todo: list[Request] = []
         keys: dict[str, str] = {}
+        if self.options.openai is not None:  # the key takes what the server reports, so ask it first
+            extra = self._ensure_engine().cache_material()
+        else:
+            extra = {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache}
         for req in requests:
-            key = cache_key(
-                prepared.provenance, req.rendered, req.settings.as_dict(), req.seed,
-                {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache},
-            )
+            key = cache_key(prepared.provenance, req.rendered, req.settings.as_dict(), req.seed, extra)
             keys[req.case_id] = key
             hit = self.cache.get(key) if self.cache else None
             if hit is not None:
@@ -229,6 +235,9 @@ class OutputStore:
             "seconds": round(result.seconds, 4),
             "provenance": (self.loaded or self.prepared).provenance,
         }
+        if self.options.openai is not None and self.engine is not None:
+            local = ("dtype", "device", "device_map", "quantize", "torch", "gpu", "capability")  # the tokenizer's host, not the server
+            rec["provenance"] = {**{k: v for k, v in rec["provenance"].items() if k not in local}, "served": self.engine.provenance()}
         self.records[req.case_id] = rec
         if self.exchange is not None:
             self.exchange.publish(rec)
