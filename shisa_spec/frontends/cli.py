@@ -1,4 +1,4 @@
-"""``shisa-spec``: build a report from transcripts, or calibrate a case file's known failures from a run."""
+"""``shisa-spec``: run the spec from any directory, build a report from transcripts, or calibrate a case file's known failures."""
 
 from __future__ import annotations
 
@@ -46,9 +46,24 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_spec(pytest_args: list[str]) -> int:
+    """pytest over the spec's test modules (the repository's tests/spec, or the installed package's copy)."""
+    import pytest
+
+    from shisa_spec.spec.paths import SPEC_TESTS
+
+    args = list(pytest_args)
+    if not any(a == "-m" or (a.startswith("-m") and not a.startswith("--")) for a in args):
+        args = ["-m", "gpu", *args]
+    # rootdir at the spec modules: test ids read test_spec.py::test_spec[case.check] wherever it is installed;
+    # no cache folder is written there (site-packages may be read-only).
+    return int(pytest.main([str(SPEC_TESTS), "--rootdir", str(SPEC_TESTS), "-p", "no:cacheprovider", *args]))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shisa-spec", description=__doc__.replace("``", ""))
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the spec from any directory: shisa-spec run [pytest args] (default -m gpu)", add_help=False)
     r = sub.add_parser("report", help="HTML report and Markdown summary from a candidate transcript (and a baseline)")
     r.add_argument("--candidate", required=True, help="transcript of the run under review")
     r.add_argument("--baseline", help="transcript of the earlier run to compare with")
@@ -66,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        return run_spec(argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.func(args)

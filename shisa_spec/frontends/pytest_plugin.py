@@ -6,6 +6,8 @@ Registered by the project's ``conftest.py``; other projects can use ``-p shisa_s
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from shisa_spec.spec import checks
 from shisa_spec.generation import loader
 from shisa_spec.frontends import pytest_gate as plugin_gate
-from shisa_spec.frontends import tokenizer_spec
+from shisa_spec.frontends import paths_check, pytest_rootdir, tokenizer_spec
 from shisa_spec.frontends.pytest_state import _state, _suite
 from shisa_spec.spec.cases import DEFAULT_CASES, Case, CheckSpec
 from shisa_spec.generation.engine import GenerationOOM
@@ -36,6 +38,11 @@ class SpecItem:
     @property
     def id(self) -> str:
         return f"{self.case.id}.{self.check.id}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    pytest_rootdir.redo_setup(early_config, args)  # why: see pytest_rootdir's docstring
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,20 +70,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--api-key-env", dest="shisa_api_key_env", default=None, help="--backend openai: environment variable holding the API key (sent as a Bearer token)")
     g.addoption("--served-model", dest="shisa_served_model", default=None, help="--backend openai: the model name the server knows (default: --model)")
     g.addoption("--concurrency", dest="shisa_concurrency", type=int, default=4, help="--backend openai: requests in flight at once (default %(default)s)")
+    parser.addini("shisa_spec_paths", type="paths", default=[],
+                  help="where the spec's test modules are: `pytest -m gpu` (or -m tokenizer) collects only these")
     plugin_gate.add_gate_options(parser)
     tokenizer_spec.add_tokenizer_options(parser)
 
 
+MARKERS = (
+    "gpu: the executable spec: runs a model (CUDA by default) or a replayed transcript",
+    "tokenizer: the tokenizer and chat-template spec (tokenizer files only, CPU)",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if config.option.shisa_batch_size < 1:
+    for line in MARKERS:  # known wherever the spec runs, with or without the repository's pyproject.toml
+        config.addinivalue_line("markers", line)
+    opt = config.option
+    if opt.shisa_batch_size < 1:
         raise pytest.UsageError("--batch-size must be at least 1")
     if config.option.shisa_backend == "openai" and not config.option.shisa_base_url:
         raise pytest.UsageError("--backend openai needs --base-url URL (e.g. http://127.0.0.1:8000/v1)")
     if config.option.shisa_concurrency < 1:
         raise pytest.UsageError("--concurrency must be at least 1")
+    _check_paths(config)
     _state(config)
     config.pluginmanager.register(plugin_gate, "shisa_spec.frontends.pytest_gate")
     tokenizer_spec.report(config)  # registered in every process, so the xdist controller can print workers' snapshot news
+
+
+def _check_paths(config: pytest.Config) -> None:
+    """Output paths and a --model directory, checked before anything loads (a finished run must not die on them)."""
+    opt = config.option
+    outputs = [("--transcript", opt.shisa_transcript, False), ("--report", getattr(opt, "shisa_report", None), False),
+               ("--cache-dir", None if opt.shisa_no_cache else opt.shisa_cache_dir, True)]
+    for flag, path, is_dir in outputs:
+        if path:
+            problem = paths_check.output_problem(path, directory=is_dir)
+            if problem:
+                raise pytest.UsageError(f"{flag} {path}: {problem}")
+    if loader.looks_like_path(opt.shisa_model):
+        opt.shisa_model = os.path.expanduser(opt.shisa_model)
+        if not opt.shisa_replay and not Path(opt.shisa_model).is_dir():
+            raise pytest.UsageError(f"--model {opt.shisa_model}: no such directory")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -98,6 +133,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _spec_items(items: list[pytest.Item]) -> list[pytest.Item]:
     return [i for i in items if "spec_item" in getattr(i, "fixturenames", ())]
+
+
+SPEC_ONLY_MARKEXPRS = {"gpu", "tokenizer", "gpu or tokenizer", "tokenizer or gpu"}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """`pytest -m gpu` from the repository collects the spec alone, not the harness's unit tests it would deselect.
+
+    Only when the paths come from ``testpaths`` (the user named none) and the ini file names the spec's
+    folders (``shisa_spec_paths``); named paths are always collected.
+    """
+    if (config.option.markexpr or "").strip() not in SPEC_ONLY_MARKEXPRS:
+        return None
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return None
+    spec_paths = config.getini("shisa_spec_paths")
+    if not spec_paths:
+        return None
+    for sp in spec_paths:
+        if collection_path == sp or sp in collection_path.parents or collection_path in sp.parents:
+            return None
+    return True
 
 
 @pytest.hookimpl(trylast=True)
@@ -155,7 +212,20 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
-    return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p), options=run, cache=cache, exchange=exchange, worker=worker)
+    return OutputStore(suite, needed, prepare=lambda: loader.prepare(load_opts), load=lambda p: loader.load(load_opts, p),
+                       options=run, cache=cache, exchange=exchange, worker=worker, progress=_progress(config))
+
+
+def _progress(config: pytest.Config) -> Any:
+    """The live progress line (frontends/progress.py), written with pytest's capture suspended."""
+    from shisa_spec.frontends.progress import Progress
+
+    capman = config.pluginmanager.getplugin("capturemanager")
+    suspend = capman.global_and_fixture_disabled if capman is not None else None
+    wi = getattr(config, "workerinput", None)
+    prefix = f"shisa-spec [{wi['workerid']}]" if wi else "shisa-spec"
+    stream = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
+    return Progress(stream, prefix=prefix, suspend=suspend)
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +252,17 @@ def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureReq
         state.load_error = f"{type(e).__name__}: {e}"
         request.session.shouldstop = state.load_error
         pytest.fail(state.load_error, pytrace=False)
+
+
+@pytest.fixture
+def spec_property(request: pytest.FixtureRequest) -> Any:
+    """Like pytest's ``record_property``, into the test's JUnit ``<properties>``, without its warning under xunit2
+    (pytest's default junit_family), so CI logs stay clean."""
+
+    def record(name: str, value: object) -> None:
+        request.node.user_properties.append((name, value))
+
+    return record
 
 
 def judge(item: SpecItem, record: dict[str, Any], record_property: Any) -> checks.Verdict:
@@ -217,7 +298,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     for rec in state.worker_records:
         records.setdefault(rec["case"], rec)
-    if config.option.shisa_transcript and state.live and records:
+    if config.option.shisa_transcript and records:
         write_transcript(config.option.shisa_transcript, _records_in_order(config, records))
     state.final_records = records
 
@@ -245,6 +326,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         line = f"shisa-spec: {len(records)} cases replayed from {state.replay_path}"
     if state.live and hasattr(getattr(state.store, "engine", None), "summary"):
         line += "; " + state.store.engine.summary()
-    if config.option.shisa_transcript and state.live:
+    if config.option.shisa_transcript:
         line += f"; transcript: {config.option.shisa_transcript}"
     tr.write_line(line)

@@ -77,8 +77,15 @@ def _hub_hint(model: str) -> str:
     )
 
 
+def looks_like_path(model: str) -> bool:
+    """A --model that is meant as a directory, not a hub id (hub ids never start like this)."""
+    return model.startswith(("/", "./", "../", "~")) or model in (".", "..")
+
+
 def _check_local_dir(model: str) -> None:
-    p = Path(model)
+    p = Path(model).expanduser()
+    if not p.exists() and looks_like_path(model):
+        raise ModelLoadError(f"--model {model}: no such directory")
     if p.exists():
         if not p.is_dir():
             raise ModelLoadError(f"--model {model}: is a file, not a model directory")

@@ -106,6 +106,7 @@ class OutputStore:
         cache: GenerationCache | None = None,
         exchange: Exchange | None = None,
         worker: tuple[int, int] = (0, 1),
+        progress: Callable[[str, dict[str, Any]], None] | None = None,
     ):
         self.suite = suite
         self.needed = [c.id for c in suite.cases if c.id in set(needed)]
@@ -117,6 +118,7 @@ class OutputStore:
         self.cache = cache
         self.exchange = exchange
         self.worker = worker
+        self.progress = progress  # (event, info): load, loaded, generate, batch, done
         self.loaded: Any = None
         self.engine: Engine | None = None
         self.records: dict[str, dict[str, Any]] = {}
@@ -169,6 +171,10 @@ class OutputStore:
             self.prepared = self._prepare()
         return self.prepared
 
+    def _emit(self, event: str, **info: Any) -> None:
+        if self.progress is not None:
+            self.progress(event, info)
+
     def _ensure_engine(self) -> Any:
         if self.engine is None and self.options.openai is not None:
             from shisa_spec.generation.backends.openai import OpenAIBackend
@@ -176,7 +182,11 @@ class OutputStore:
             self.engine = OpenAIBackend(self.options.openai, self._ensure_prepared().tokenizer).connect()
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
-            self.loaded = self._load(self._ensure_prepared())
+            prepared = self._ensure_prepared()
+            start = time.perf_counter()
+            self._emit("load", model=prepared.provenance.get("model") if isinstance(prepared.provenance, dict) else None)
+            self.loaded = self._load(prepared)
+            self._emit("loaded", seconds=time.perf_counter() - start)
             self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
 
@@ -208,14 +218,23 @@ class OutputStore:
                 todo.append(req)
         by_id = {r.key: r for r in todo}
 
+        counts = {"batch": 0, "done": 0, "tokens": 0}
+
         def keep(done: list[Result]) -> None:  # record and cache each batch at once: an interrupt loses no finished batch
+            counts["batch"] += 1
+            counts["done"] += len(done)
+            counts["tokens"] += sum(r.new_tokens for r in done)
+            self._emit("batch", total=len(todo), **counts)
             for result in done:
                 self._record(by_id[result.key], result)
                 if self.cache:
                     self.cache.put(keys[result.case_id], {k: v for k, v in self.records[result.case_id].items() if k != "from_cache"})
 
         if todo:
-            self._ensure_engine().generate(todo, on_batch=keep)
+            engine = self._ensure_engine()
+            self._emit("generate", total=len(todo), **counts)
+            engine.generate(todo, on_batch=keep)
+            self._emit("done", total=len(todo), **counts)
 
     def _record(self, req: Request, result: Result) -> None:
         case = self.suite.case(req.case_id)

@@ -18,8 +18,8 @@ import jsonschema
 import yaml
 
 from shisa_spec.spec import checks
+from shisa_spec.spec.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DEFAULT_CASES = FIXTURES / "cases" / "shisa-7b-v1-document.yaml"
 CASES_SCHEMA = FIXTURES / "schemas" / "cases.schema.json"
 

@@ -12,5 +12,5 @@ from shisa_spec.frontends.pytest_plugin import judge
 pytestmark = pytest.mark.gpu
 
 
-def test_spec(spec_item, spec_output, record_property):
-    judge(spec_item, spec_output, record_property)
+def test_spec(spec_item, spec_output, spec_property):
+    judge(spec_item, spec_output, spec_property)

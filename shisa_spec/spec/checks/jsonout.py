@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from shisa_spec.spec.checks import Output, Verdict, register
+from shisa_spec.spec.paths import FIXTURES
 from shisa_spec.spec.checks.content import GROUPS_SCHEMA, match_groups
 from shisa_spec.spec.extract import JsonFound, find_json, json_scalars, json_strings, numbers
 from shisa_spec.spec.normalize import fold, nfkc
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "fixtures" / "schemas"
+SCHEMAS = FIXTURES / "schemas"
 
 _VALID_SCHEMA = {
     "type": "object",
