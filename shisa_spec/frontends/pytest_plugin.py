@@ -69,6 +69,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--base-url", dest="shisa_base_url", default=None, help="--backend openai: the server, e.g. http://127.0.0.1:8000/v1")
     g.addoption("--api-key-env", dest="shisa_api_key_env", default=None, help="--backend openai: environment variable holding the API key (sent as a Bearer token)")
     g.addoption("--served-model", dest="shisa_served_model", default=None, help="--backend openai: the model name the server knows (default: --model)")
+    g.addoption("--judge-model", dest="shisa_judge_model", default=None, help="the judge model the `judge` checks ask (hub id or dir in this process, or a served name with --judge-base-url); without it judge checks fail unless replayed")
+    g.addoption("--judge-base-url", dest="shisa_judge_base_url", default=None, help="ask the judge through an OpenAI-compatible server (--judge-tokenizer renders its prompt)")
+    g.addoption("--judge-tokenizer", dest="shisa_judge_tokenizer", default=None, help="tokenizer and chat template of a served judge (default: --judge-model)")
     g.addoption("--concurrency", dest="shisa_concurrency", type=int, default=4, help="--backend openai: requests in flight at once (default %(default)s)")
     parser.addini("shisa_spec_paths", type="paths", default=[],
                   help="where the spec's test modules are: `pytest -m gpu` (or -m tokenizer) collects only these")
@@ -186,6 +189,15 @@ def _device(config: pytest.Config) -> str:
     return dev
 
 
+def _judge_options(config: pytest.Config) -> Any:
+    opt = config.option
+    if not opt.shisa_judge_model:
+        return None
+    from shisa_spec.generation.judging import JudgeOptions
+
+    return JudgeOptions(opt.shisa_judge_model, opt.shisa_judge_base_url, opt.shisa_judge_tokenizer, opt.shisa_api_key_env, _device(config))
+
+
 def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any:
     from shisa_spec.generation.cache import GenerationCache
     from shisa_spec.generation.store import Exchange, OutputStore, RunOptions
@@ -208,7 +220,7 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     )
     static = opt.shisa_static_cache == "on"
     run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
-                     batch_size=opt.shisa_batch_size, static_cache=static, openai=served)
+                     batch_size=opt.shisa_batch_size, static_cache=static, openai=served, judge=_judge_options(config))
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
@@ -268,7 +280,7 @@ def spec_property(request: pytest.FixtureRequest) -> Any:
 def judge(item: SpecItem, record: dict[str, Any], record_property: Any) -> checks.Verdict:
     """Run the item's check on its case's output; raise SpecCheckFailed when the check fails."""
     __tracebackhide__ = True
-    verdict = checks.run(item.check.check, checks.Output(record["output"], record["finish_reason"]), item.check.params)
+    verdict = checks.run(item.check.check, checks.Output(record["output"], record["finish_reason"], record.get("judge") or {}), item.check.params)
     record_property("shisa", json.dumps({
         "case": item.case.id, "check": item.check.id, "kind": item.check.check,
         "passed": verdict.passed, "detail": verdict.detail,

@@ -34,6 +34,7 @@ class RunOptions:
     batch_size: int = 16
     static_cache: bool = False
     openai: Any = None  # backends.openai.OpenAIOptions: send requests to a server instead of the in-process engine
+    judge: Any = None  # judging.JudgeOptions: the judge model the `judge` checks ask
 
     def style_for(self, case: Case) -> str:
         return self.prompt_style or case.prompt_style
@@ -120,7 +121,8 @@ class OutputStore:
         self.worker = worker
         self.progress = progress  # (event, info): load, loaded, generate, batch, done
         self.loaded: Any = None
-        self.engine: Engine | None = None
+        self.engine: Any = None  # engine.Engine, or a backend with the same generate()
+        self.judge: Any = None  # judging.Judge, made on first use
         self.records: dict[str, dict[str, Any]] = {}
         self._started = False
 
@@ -235,6 +237,25 @@ class OutputStore:
             self._emit("generate", total=len(todo), **counts)
             engine.generate(todo, on_batch=keep)
             self._emit("done", total=len(todo), **counts)
+        self._attach_judgements(case_ids)
+
+    def _attach_judgements(self, case_ids: Sequence[str]) -> None:
+        """Ask the judge model about each `judge` check's rubric; its raw reply goes into the record (and the cache)."""
+        if self.options.judge is None:
+            return
+        from shisa_spec.generation.judging import Judge, JudgeItem
+
+        if self.judge is None:
+            self.judge = Judge(self.options.judge, self.cache)
+        items = [JudgeItem(c, spec.id, self.suite.case(c).prompt, self.records[c]["output"], spec.params["rubric"])
+                 for c in case_ids if c in self.records for spec in self.suite.case(c).checks if spec.check == "judge"]
+        touched = set()
+        for (cid, _), entry in self.judge.ask(items).items():
+            self.records[cid].setdefault("judge", {})[entry["rubric_key"]] = entry
+            touched.add(cid)
+        if self.exchange is not None:
+            for cid in touched:
+                self.exchange.publish(self.records[cid])
 
     def _record(self, req: Request, result: Result) -> None:
         case = self.suite.case(req.case_id)

@@ -213,6 +213,8 @@ def _build(file: Path, data: dict[str, Any]) -> Suite:
             specs.append(CheckSpec(c["id"], c["check"], _resolve_check_params(file, where, f"checks[{i}]", c)))
         if not specs:
             raise _fail(file, where, "checks", "a case needs at least one check")
+        if all(s.check == "judge" for s in specs):
+            raise _fail(file, where, "checks", "a judge check cannot be a case's only kind of check: add a rule-based check beside it")
         ids = {s.id for s in specs}
         kfs = []
         for i, kf in enumerate(raw.get("known_failures") or []):
