@@ -25,6 +25,7 @@ from shisa_spec.generation.prompting import TemplateError
 from shisa_spec.generation.store import DEFAULT_SAMPLES, MissingCase
 from shisa_spec.generation.transcript import flatten
 from shisa_spec.generation.transcript import write as write_transcript
+from shisa_spec.generation.backends.openai import BackendError
 from shisa_spec.verdicts import stats
 
 class SpecCheckFailed(AssertionError):
@@ -71,6 +72,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--refresh-cache", dest="shisa_refresh_cache", action="store_true", help="regenerate every output and overwrite the cache")
     g.addoption("--sandbox", dest="shisa_sandbox", default="auto", choices=["auto", "strict"], help="strict: model-written code never runs without a jail (bwrap or user namespaces); the check fails instead")
     g.addoption("--cache-dir", dest="shisa_cache_dir", default=None, help="generation cache folder (default $SHISA_SPEC_CACHE or ~/.cache/shisa-spec)")
+    g.addoption("--backend", dest="shisa_backend", default="transformers", choices=["transformers", "openai"], help="transformers: the model in this process (default); openai: an OpenAI-compatible server at --base-url (vLLM, SGLang, TGI, llama.cpp, transformers serve), prompts rendered here with --model's chat template")
+    g.addoption("--base-url", dest="shisa_base_url", default=None, help="--backend openai: the server, e.g. http://127.0.0.1:8000/v1")
+    g.addoption("--api-key-env", dest="shisa_api_key_env", default=None, help="--backend openai: environment variable holding the API key (sent as a Bearer token)")
+    g.addoption("--served-model", dest="shisa_served_model", default=None, help="--backend openai: the model name the server knows (default: --model)")
+    g.addoption("--judge-model", dest="shisa_judge_model", default=None, help="the judge model the `judge` checks ask (hub id or dir in this process, or a served name with --judge-base-url); without it judge checks fail unless replayed")
+    g.addoption("--judge-base-url", dest="shisa_judge_base_url", default=None, help="ask the judge through an OpenAI-compatible server (--judge-tokenizer renders its prompt)")
+    g.addoption("--judge-tokenizer", dest="shisa_judge_tokenizer", default=None, help="tokenizer and chat template of a served judge (default: --judge-model)")
+    g.addoption("--concurrency", dest="shisa_concurrency", type=int, default=4, help="--backend openai: requests in flight at once (default %(default)s)")
     parser.addini("shisa_spec_paths", type="paths", default=[],
                   help="where the spec's test modules are: `pytest -m gpu` (or -m tokenizer) collects only these")
     plugin_gate.add_gate_options(parser)
@@ -91,6 +100,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--batch-size must be at least 1")
     if opt.shisa_samples < 1:
         raise pytest.UsageError("--samples must be at least 1")
+    if config.option.shisa_backend == "openai" and not config.option.shisa_base_url:
+        raise pytest.UsageError("--backend openai needs --base-url URL (e.g. http://127.0.0.1:8000/v1)")
+    if config.option.shisa_concurrency < 1:
+        raise pytest.UsageError("--concurrency must be at least 1")
     _check_paths(config)
     _state(config)
     sandbox.set_strict(config.option.shisa_sandbox == "strict")
@@ -161,7 +174,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = _state(config)
-    if state.live and config.option.shisa_device.startswith("cuda") and _spec_items(items):
+    if state.live and config.option.shisa_backend == "transformers" and config.option.shisa_device.startswith("cuda") and _spec_items(items):
         if not loader.cuda_available():
             skip = pytest.mark.skip(reason="no CUDA device: the spec needs a GPU (or --device cpu with a small --model, or --replay PATH)")
             for item in _spec_items(items):
@@ -187,6 +200,15 @@ def _device(config: pytest.Config) -> str:
     return dev
 
 
+def _judge_options(config: pytest.Config) -> Any:
+    opt = config.option
+    if not opt.shisa_judge_model:
+        return None
+    from shisa_spec.generation.judging import JudgeOptions
+
+    return JudgeOptions(opt.shisa_judge_model, opt.shisa_judge_base_url, opt.shisa_judge_tokenizer, opt.shisa_api_key_env, _device(config))
+
+
 def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any:
     from shisa_spec.generation.cache import GenerationCache
     from shisa_spec.generation.store import Exchange, OutputStore, RunOptions
@@ -196,14 +218,21 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     suite = _suite(config)
     if not state.live:
         return OutputStore(suite, needed, replay=state.replay)
+    served = None
     device = _device(config)
+    if opt.shisa_backend == "openai":
+        from shisa_spec.generation.backends.openai import OpenAIOptions
+
+        served = OpenAIOptions(opt.shisa_base_url, opt.shisa_served_model or opt.shisa_model, opt.shisa_api_key_env, opt.shisa_concurrency)
+        device = "cpu"  # only the tokenizer is loaded here
     load_opts = loader.LoadOptions(
         model=opt.shisa_model, revision=opt.shisa_revision, device=device, dtype=opt.shisa_dtype,
         quantize=opt.shisa_quantize, device_map=opt.shisa_device_map, trust_remote_code=opt.shisa_trust_remote_code,
     )
     static = opt.shisa_static_cache == "on"
     run = RunOptions(seed=opt.shisa_seed, prompt_style=opt.shisa_prompt_style, system_prompt=opt.shisa_system_prompt,
-                     batch_size=opt.shisa_batch_size, static_cache=static, samples=opt.shisa_samples, engine=opt.shisa_engine)
+                     batch_size=opt.shisa_batch_size, static_cache=static, samples=opt.shisa_samples, engine=opt.shisa_engine,
+                     openai=served, judge=_judge_options(config))
     cache = None if opt.shisa_no_cache else GenerationCache(opt.shisa_cache_dir, refresh=opt.shisa_refresh_cache)
     worker = _worker(config)
     exchange = Exchange(tmp_root / "shisa-exchange") if worker[1] > 1 else None
@@ -250,7 +279,7 @@ def spec_output(spec_item: SpecItem, spec_store: Any, request: pytest.FixtureReq
         return spec_store.get(spec_item.case.id)
     except MissingCase as e:
         pytest.fail(f"{e} ({state.replay_path}): the spec cannot judge it", pytrace=False)
-    except (loader.ModelLoadError, GenerationOOM, TemplateError) as e:
+    except (loader.ModelLoadError, GenerationOOM, TemplateError, BackendError) as e:
         state.load_error = f"{type(e).__name__}: {e}"
         request.session.shouldstop = state.load_error
         pytest.fail(state.load_error, pytrace=False)
@@ -274,10 +303,10 @@ def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, r
     __tracebackhide__ = True
     seen: dict[tuple[str, str], checks.Verdict] = {}  # checks are pure: each distinct text is judged once
     for r in records:
-        key = (r["output"], r["finish_reason"])
+        key = (r["output"], r["finish_reason"], json.dumps(r.get("judge") or {}, sort_keys=True))
         if key not in seen:
-            seen[key] = checks.run(item.check.check, checks.Output(*key), item.check.params)
-    verdicts = [seen[(r["output"], r["finish_reason"])] for r in records]
+            seen[key] = checks.run(item.check.check, checks.Output(r["output"], r["finish_reason"], r.get("judge") or {}), item.check.params)
+    verdicts = [seen[(r["output"], r["finish_reason"], json.dumps(r.get("judge") or {}, sort_keys=True))] for r in records]
     for r, v in zip(records, verdicts):
         if "sandbox" in v.evidence:  # the transcript says which jail ran the model's code
             r["sandbox"] = v.evidence["sandbox"]
@@ -346,6 +375,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             line += " (weights not loaded)"
     else:
         line = f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case) replayed from {state.replay_path}"
+    if state.live and hasattr(getattr(state.store, "engine", None), "summary"):
+        line += "; " + state.store.engine.summary()
     if config.option.shisa_transcript:
         line += f"; transcript: {config.option.shisa_transcript}"
     tr.write_line(line)

@@ -50,6 +50,8 @@ class RunOptions:
             return "graph"
         on_cuda = str(provenance.get("device", "")).startswith("cuda")
         return "graph" if on_cuda and provenance.get("graph_engine") and provenance.get("quantize") == "none" else "generate"
+    openai: Any = None  # backends.openai.OpenAIOptions: send requests to a server instead of the in-process engine
+    judge: Any = None  # judging.JudgeOptions: the judge model the `judge` checks ask
 
     def style_for(self, case: Case) -> str:
         return self.prompt_style or case.prompt_style
@@ -144,7 +146,8 @@ class OutputStore:
         self.worker = worker
         self.progress = progress  # (event, info): load, loaded, generate, batch, done
         self.loaded: Any = None
-        self.engine: Any = None  # Engine or GraphEngine
+        self.engine: Any = None  # Engine, GraphEngine, or a backend with the same generate()
+        self.judge: Any = None  # judging.Judge, made on first use
         self.records: dict[SampleKey, dict[str, Any]] = {}  # (case, sample) -> transcript record
         self._started = False
         self.memo = memo  # prepared.Memo: provenance and rendered prompts without loading the tokenizer
@@ -215,6 +218,10 @@ class OutputStore:
             self.progress(event, info)
 
     def _ensure_engine(self) -> Any:
+        if self.engine is None and self.options.openai is not None:
+            from shisa_spec.generation.backends.openai import OpenAIBackend
+
+            self.engine = OpenAIBackend(self.options.openai, self._ensure_prepared().tokenizer).connect()
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
             prepared = self._ensure_prepared()
@@ -269,12 +276,13 @@ class OutputStore:
         provenance = self._provenance()
         todo: list[Request] = []
         keys: dict[SampleKey, str] = {}
+        if self.options.openai is not None:  # the key takes what the server reports, so ask it first
+            extra = self._ensure_engine().cache_material()
+        else:
+            extra = {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache,
+                     "engine_kind": self.options.engine_kind(provenance)}
         for req in requests:
-            key = cache_key(
-                provenance, req.rendered, req.settings.as_dict(), req.seed,
-                {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache,
-                 "engine_kind": self.options.engine_kind(provenance)},
-            )
+            key = cache_key(provenance, req.rendered, req.settings.as_dict(), req.seed, extra)
             keys[req.key] = key
             hit = self.cache.get(key) if self.cache else None
             if hit is not None:
@@ -302,6 +310,27 @@ class OutputStore:
             self._emit("generate", total=len(todo), **counts)
             engine.generate(todo, on_batch=keep)
             self._emit("done", total=len(todo), **counts)
+        self._attach_judgements(case_ids)
+
+    def _attach_judgements(self, case_ids: Sequence[str]) -> None:
+        """Ask the judge model about each `judge` check's rubric; its raw reply goes into the record (and the cache)."""
+        if self.options.judge is None:
+            return
+        from shisa_spec.generation.judging import Judge, JudgeItem
+
+        if self.judge is None:
+            self.judge = Judge(self.options.judge, self.cache)
+        # one judge question per (case, sample, judge check); the item's id carries the sample key
+        keyed = {f"{c}#{s}": (c, s) for (c, s) in self.records if c in set(case_ids)}
+        items = [JudgeItem(rid, spec.id, self.suite.case(c).prompt, self.records[(c, s)]["output"], spec.params["rubric"])
+                 for rid, (c, s) in keyed.items() for spec in self.suite.case(c).checks if spec.check == "judge"]
+        touched = set()
+        for (rid, _), entry in self.judge.ask(items).items():
+            self.records[keyed[rid]].setdefault("judge", {})[entry["rubric_key"]] = entry
+            touched.add(keyed[rid])
+        if self.exchange is not None:
+            for key in touched:
+                self.exchange.publish(self.records[key])
 
     def _record(self, req: Request, result: Result) -> None:
         case = self.suite.case(req.case_id)
@@ -322,6 +351,9 @@ class OutputStore:
             "seconds": round(result.seconds, 4),
             "provenance": self._provenance(),
         }
+        if self.options.openai is not None and self.engine is not None:
+            local = ("dtype", "device", "device_map", "quantize", "torch", "gpu", "capability")  # the tokenizer's host, not the server
+            rec["provenance"] = {**{k: v for k, v in rec["provenance"].items() if k not in local}, "served": self.engine.provenance()}
         self.records[req.key] = rec
         if self.exchange is not None:
             self.exchange.publish(rec)

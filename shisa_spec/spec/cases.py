@@ -220,6 +220,8 @@ def _build(file: Path, data: dict[str, Any]) -> Suite:
                                    float(c.get("min_pass_rate", suite_rate))))
         if not specs:
             raise _fail(file, where, "checks", "a case needs at least one check")
+        if all(s.check == "judge" for s in specs):
+            raise _fail(file, where, "checks", "a judge check cannot be a case's only kind of check: add a rule-based check beside it")
         ids = {s.id for s in specs}
         kfs = []
         for i, kf in enumerate(raw.get("known_failures") or []):

@@ -20,6 +20,7 @@ class Output:
 
     text: str
     finish_reason: str = "eos"  # "eos" or "length"
+    judge: dict[str, Any] = field(default_factory=dict)  # judge_key(rubric) -> {"model", "prompt", "reply"}: see checks/judge.py
 
 
 @dataclass(frozen=True)
