@@ -524,7 +524,7 @@ def _sha256(path: Path) -> str:
 def write_manifest(out_dir: Path) -> dict[str, Any]:
     files = sorted(p.name for p in out_dir.iterdir() if p.is_file() and p.name != "MANIFEST.json")
     manifest = {
-        "built_by": "tools/build_tiny_model.py (shisa_spec/tiny_model.py)",
+        "built_by": "tools/build_tiny_model.py (tools/tiny_model.py)",
         "versions": _versions(),
         "files": {name: {"bytes": (out_dir / name).stat().st_size, "sha256": _sha256(out_dir / name)} for name in files},
     }
@@ -567,7 +567,7 @@ document does: the prompt as a *system* message) with the document's own output
 outcome: `ja-cookie-mystery` answers correctly (its known failure passes: a strict XPASS) and
 `ja-apples-remaining` answers 4 (its `answer` check fails). The three outputs the document cut at
 256 tokens are trained without `</s>` and run into the token budget. See
-`shisa_spec/tiny_model.py` for the table of targets.
+`tools/tiny_model.py` for the table of targets.
 
 Greedy decoding (`do_sample=False, max_new_tokens=256`) reproduces all 16 targets; the document's
 sampling settings (T=0.3, top_p=0.95, repetition_penalty=1.15) reproduce them too (trained to a

@@ -9,7 +9,7 @@ import sys
 from shisa_spec.gate import calibrate
 from shisa_spec.gate import compare
 from shisa_spec.gate import report
-from shisa_spec.spec.cases import DEFAULT_CASES, CaseFileError, dump_suite_data, load_suite
+from shisa_spec.spec.cases import CaseFileError, default_cases, dump_suite_data, load_suite
 from shisa_spec.generation.transcript import TranscriptError
 from shisa_spec.generation.transcript import read as read_transcript
 
@@ -70,12 +70,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--candidate", required=True, help="transcript of the run under review")
     r.add_argument("--baseline", help="transcript of the earlier run to compare with")
     r.add_argument("--out", required=True, help="HTML file to write; the Markdown summary goes beside it (.md)")
-    r.add_argument("--cases", default=str(DEFAULT_CASES), help="case file (default %(default)s)")
+    r.add_argument("--cases", default=str(default_cases()), help="case file (default %(default)s)")
     r.add_argument("--document", default=str(report.DEFAULT_DOCUMENT), help="the write-up's transcript shown per case ('' for none)")
     r.set_defaults(func=_report)
     c = sub.add_parser("calibrate", help="rewrite the case file's known-failure marks from a run's verdicts")
     c.add_argument("--transcript", required=True, help="transcript of a run on the real model")
-    c.add_argument("--cases", default=str(DEFAULT_CASES), help="case file to rewrite (default %(default)s)")
+    c.add_argument("--cases", default=str(default_cases()), help="case file to rewrite (default %(default)s)")
     c.add_argument("--when-quantize", choices=["none", "8bit", "4bit"], help="scope new marks to this quantisation (when: {quantize: ...})")
     c.add_argument("--dry-run", action="store_true", help="print the diff instead of writing the file")
     c.set_defaults(func=_calibrate)

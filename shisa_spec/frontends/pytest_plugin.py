@@ -19,7 +19,7 @@ from shisa_spec.generation import loader
 from shisa_spec.frontends import pytest_gate as plugin_gate
 from shisa_spec.frontends import paths_check, pytest_rootdir, tokenizer_spec
 from shisa_spec.frontends.pytest_state import _state, _suite, finalize_records
-from shisa_spec.spec.cases import DEFAULT_CASES, Case, CheckSpec, KnownFailure
+from shisa_spec.spec.cases import Case, CheckSpec, KnownFailure
 from shisa_spec.generation.engine import GenerationOOM
 from shisa_spec.generation.prompting import TemplateError
 from shisa_spec.generation.store import DEFAULT_SAMPLES, MissingCase
@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--seed", dest="shisa_seed", type=int, default=0, help="run seed; each case samples from a stream seeded by it and the case id")
     g.addoption("--prompt-style", dest="shisa_prompt_style", default=None, choices=["document", "chat"], help="override the case file: document (the source's ask(): prompt as a system message) or chat (system prompt + user message)")
     g.addoption("--system-prompt", dest="shisa_system_prompt", default=None, help="system prompt for --prompt-style chat (default: the model card's)")
-    g.addoption("--cases", dest="shisa_cases", default=str(DEFAULT_CASES), help="case file (YAML), default %(default)s")
+    g.addoption("--cases", dest="shisa_cases", default=None, help="case file (YAML); default: the checkout's fixtures/cases/shisa-7b-v1-document.yaml, else the installed package's")
     g.addoption("--batch-size", dest="shisa_batch_size", type=int, default=16, help="rows (samples) per generate() call (1 for strict batch-1 runs)")
     g.addoption("--samples", dest="shisa_samples", type=int, default=DEFAULT_SAMPLES,
                 help="samples per sampled case (default %(default)s; greedy cases take one); verdicts from k of N with a 95%% interval")

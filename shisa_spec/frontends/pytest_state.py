@@ -8,7 +8,7 @@ import pytest
 
 from shisa_spec.generation.transcript import Records, TranscriptError
 from shisa_spec.generation.transcript import read as read_transcript
-from shisa_spec.spec.cases import Case, CaseFileError, Suite, load_suite
+from shisa_spec.spec.cases import Case, CaseFileError, Suite, default_cases, load_suite
 
 SUITE_KEY = pytest.StashKey[Suite]()
 STATE_KEY = pytest.StashKey["SpecState"]()
@@ -49,7 +49,7 @@ class SpecState:
 def _suite(config: pytest.Config) -> Suite:
     if SUITE_KEY not in config.stash:
         try:
-            config.stash[SUITE_KEY] = load_suite(config.option.shisa_cases)
+            config.stash[SUITE_KEY] = load_suite(config.option.shisa_cases or default_cases(config.rootpath))
         except CaseFileError as e:
             # A CollectError is shown as its message alone: one line naming file, case and field.
             raise pytest.Collector.CollectError(str(e)) from None

@@ -21,6 +21,14 @@ from shisa_spec.spec import checks
 from shisa_spec.spec.paths import FIXTURES
 
 DEFAULT_CASES = FIXTURES / "cases" / "shisa-7b-v1-document.yaml"
+CASES_IN_CHECKOUT = Path("fixtures") / "cases" / DEFAULT_CASES.name
+
+
+def default_cases(root: str | Path | None = None) -> Path:
+    """The case file a run uses by default: the checkout's (``root``, else the working directory) when there is
+    one, so edits there count even with the package installed from a wheel; else the package's own."""
+    here = Path(root if root is not None else Path.cwd()) / CASES_IN_CHECKOUT
+    return here if here.is_file() else DEFAULT_CASES
 CASES_SCHEMA = FIXTURES / "schemas" / "cases.schema.json"
 
 DOCUMENT_GENERATION = {

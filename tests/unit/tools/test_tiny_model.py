@@ -155,18 +155,51 @@ def test_length_target_runs_into_the_budget(model, tokenizer):
     assert text.startswith(tiny_model.load_transcript()["ja-family-children"]["output"])
 
 
-# (5) the build is deterministic: a rebuild gives the committed bytes
+# (5) the build is reproducible in what matters, on any x86-64 CPU. Float training is not bit-reproducible
+# across CPUs (other SIMD kernels round differently), so bytes of the weights may differ; what must not
+# differ: tokenizer and config files (no floats in them), the weights' names and shapes, the weights within
+# WEIGHT_TOLERANCE, and the greedy reply to every case (equal texts give equal verdicts). Measured: a rebuild
+# on an AVX2 machine differed from the committed build by at most 0.106 (largest |weight| 1.24), with every
+# greedy reply identical. CI rebuilds with the machine's own kernels and with ATEN_CPU_CAPABILITY=default.
+
+WEIGHT_TOLERANCE = 0.3
+EXACT_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json")
+
+
+def _build_in_subprocess(out, capability):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(tiny_model.REPO_ROOT / "tools")}
+    env.pop("ATEN_CPU_CAPABILITY", None)
+    if capability != "native":
+        env["ATEN_CPU_CAPABILITY"] = capability
+    code = ("import sys, torch, tiny_model; tiny_model.build_tiny_model(sys.argv[1], log=None, check=False); "
+            "print(torch.backends.cpu.get_cpu_capability())")
+    proc = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
 
 
 @pytest.mark.slow
-def test_rebuild_is_byte_identical(tmp_path):
+@pytest.mark.parametrize("capability", ["native", "default"])
+def test_rebuild_reproduces_what_matters(tmp_path, capability):
+    from safetensors.torch import load_file
+
     out = tmp_path / "tiny-shisa"
-    tiny_model.build_tiny_model(out, log=None, check=False)
-    built = {p.name: p.read_bytes() for p in out.iterdir()}
-    committed = {p.name: p.read_bytes() for p in TINY.iterdir() if p.is_file()}
-    assert sorted(built) == sorted(committed)
-    differ = [name for name in built if built[name] != committed[name]]
-    assert not differ, f"rebuild differs from fixtures/tiny-shisa in {differ} (other torch/transformers/CPU?)"
+    used = _build_in_subprocess(out, capability)
+    if capability == "default":
+        assert used == "DEFAULT", used
+    for name in EXACT_FILES:
+        assert (out / name).read_bytes() == (TINY / name).read_bytes(), f"{name} differs from fixtures/tiny-shisa"
+    new, old = load_file(str(out / "model.safetensors")), load_file(str(TINY / "model.safetensors"))
+    assert {k: tuple(v.shape) for k, v in new.items()} == {k: tuple(v.shape) for k, v in old.items()}
+    worst = max((new[k].float() - old[k].float()).abs().max().item() for k in old)
+    assert worst <= WEIGHT_TOLERANCE, f"weights differ by up to {worst:.4f} (> {WEIGHT_TOLERANCE}) built with {used}"
+    rebuilt, committed = tiny_model.verify(out), tiny_model.verify(TINY)
+    assert rebuilt["greedy"] == committed["greedy"]
+    assert {c: d["greedy"] for c, d in rebuilt["details"].items()} == {c: d["greedy"] for c, d in committed["details"].items()}
 
 
 # (6) variants of other families load
