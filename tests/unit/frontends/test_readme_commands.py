@@ -58,11 +58,12 @@ def env(tmp_path_factory):
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", *map(str, wheels.glob("*.whl"))],
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", *map(str, wheels.glob("*.whl"))],
                    check=True, capture_output=True, timeout=600)
-    # pytest lives in the system site-packages; its console script would run the system interpreter.
+    # pytest lives in the system site-packages; its console script would run the system interpreter. -P: like a
+    # console script, the working directory is not put on sys.path (from the checkout it would shadow the wheel).
     shim = venv / "bin" / "pytest"
-    shim.write_text(f"#!/bin/sh\nexec {py} -m pytest \"$@\"\n")
+    shim.write_text(f"#!/bin/sh\nexec {py} -P -m pytest \"$@\"\n")
     shim.chmod(0o755)
     shutil.rmtree(repo / "build", ignore_errors=True)
     outside = base / "elsewhere"
@@ -73,7 +74,8 @@ def env(tmp_path_factory):
          "TRANSFORMERS_OFFLINE": "1", "SHISA_SPEC_CACHE": str(base / "cache")}
     for var in ("PYTHONPATH", "PYTEST_ADDOPTS"):
         e.pop(var, None)
-    where = subprocess.run([str(py), "-c", "import shisa_spec; print(shisa_spec.__file__)"], env=e, capture_output=True, text=True, check=True)
+    where = subprocess.run([str(py), "-P", "-c", "import shisa_spec; print(shisa_spec.__file__)"], cwd=repo, env=e,
+                           capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(venv)), where.stdout  # the wheel, not the checkout
     return {"env": e, "repo": repo, "outside": outside, "anywhere": base / "anywhere", "tiny": models / "tiny"}
 
