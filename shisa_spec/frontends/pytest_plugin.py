@@ -114,6 +114,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _check_paths(config: pytest.Config) -> None:
     """Output paths and a --model directory, checked before anything loads (a finished run must not die on them)."""
     opt = config.option
+    for dest in ("shisa_transcript", "shisa_replay", "shisa_cache_dir", "shisa_report", "shisa_baseline"):
+        value = getattr(opt, dest, None)
+        if isinstance(value, str) and value.startswith("~"):  # `--opt=~/x` and quoted forms reach us unexpanded
+            setattr(opt, dest, os.path.expanduser(value))
     outputs = [("--transcript", opt.shisa_transcript, False), ("--report", getattr(opt, "shisa_report", None), False),
                ("--cache-dir", None if opt.shisa_no_cache else opt.shisa_cache_dir, True)]
     for flag, path, is_dir in outputs:
