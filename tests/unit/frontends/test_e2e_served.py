@@ -68,7 +68,7 @@ class Served:
 def spec(tmp: Path, url: str, *args: str, name: str = "t.jsonl", cache: str = "cache", wait: bool = True):
     transcript = tmp / name
     argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "spec" / "test_spec.py"), "-m", "gpu", "-rA", "-q",
-            "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--model", str(TINY), "--backend", "openai",
+            "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--model", str(TINY), "--backend", "openai", "--samples", "1",
             "--base-url", url, "--transcript", str(transcript), "--cache-dir", str(tmp / cache), *args]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
     if not wait:
