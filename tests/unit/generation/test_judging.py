@@ -41,7 +41,7 @@ def test_judge_reply_is_recorded_cached_and_replayed(tmp_path):
     s = suite(tmp_path)
     cache = GenerationCache(tmp_path / "cache")
     first = store(s, cache)
-    rec = first.get("c1")
+    rec = first.get("c1")[0]  # records per sample: the case has one
     entry = rec["judge"][judge_key(RUBRIC)]
     assert entry["model"] == str(TINY) and isinstance(entry["reply"], str) and not entry["from_cache"]
     assert "Who was the first president" in entry["prompt"] and rec["output"] in entry["prompt"] and RUBRIC in entry["prompt"]
@@ -51,12 +51,12 @@ def test_judge_reply_is_recorded_cached_and_replayed(tmp_path):
     assert verdict.passed is bool(passed) and verdict.evidence["reply"] == entry["reply"]
 
     again = store(s, GenerationCache(tmp_path / "cache"))
-    rec2 = again.get("c1")
+    rec2 = again.get("c1")[0]
     assert rec2["from_cache"] and again.judge.asked == 0
     assert rec2["judge"][judge_key(RUBRIC)]["reply"] == entry["reply"] and rec2["judge"][judge_key(RUBRIC)]["from_cache"]
 
     path = transcript.write(tmp_path / "t.jsonl", [rec])
-    replayed = OutputStore(s, ["c1"], replay=transcript.read(path)).get("c1")
+    replayed = OutputStore(s, ["c1"], replay=transcript.read(path)).get("c1")[0]
     v2 = checks.run("judge", checks.Output(replayed["output"], replayed["finish_reason"], replayed["judge"]), {"rubric": RUBRIC})
     assert (v2.passed, v2.detail) == (verdict.passed, verdict.detail)
 

@@ -41,10 +41,10 @@ def test_a_cached_run_uses_the_memo_instead_of_the_tokenizer(tmp_path):
                            options=RunOptions(), cache=cache, memo=Memo(cache.root, memo_key(opts)))
 
     first = store()
-    a = {c.id: first.get(c.id) for c in SUITE.cases[:3]}
+    a = {c.id: first.get(c.id)[0] for c in SUITE.cases[:3]}
     assert calls == ["prepare"] and first.loaded is not None
     second = store()
-    b = {c.id: second.get(c.id) for c in SUITE.cases[:3]}
+    b = {c.id: second.get(c.id)[0] for c in SUITE.cases[:3]}
     assert calls == ["prepare"] and second.loaded is None and second.prepared is None  # neither tokenizer nor weights
     for cid in a:
         assert b[cid]["from_cache"] and b[cid]["output"] == a[cid]["output"]
