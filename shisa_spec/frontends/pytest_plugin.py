@@ -305,12 +305,13 @@ def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, r
     when the decision fails the test: unmarked and clearly below the required rate, or marked and not
     clearly meeting it (so the strict xfail holds). With one sample, the sample's verdict decides."""
     __tracebackhide__ = True
-    seen: dict[tuple[str, str], checks.Verdict] = {}  # checks are pure: each distinct text is judged once
+    seen: dict[tuple[str, str, str], checks.Verdict] = {}  # checks are pure: each distinct text is judged once
+    verdicts: list[checks.Verdict] = []
     for r in records:
         key = (r["output"], r["finish_reason"], json.dumps(r.get("judge") or {}, sort_keys=True))
         if key not in seen:
             seen[key] = checks.run(item.check.check, checks.Output(r["output"], r["finish_reason"], r.get("judge") or {}), item.check.params)
-    verdicts = [seen[(r["output"], r["finish_reason"], json.dumps(r.get("judge") or {}, sort_keys=True))] for r in records]
+        verdicts.append(seen[key])
     for r, v in zip(records, verdicts):
         if "sandbox" in v.evidence:  # the transcript says which jail ran the model's code
             r["sandbox"] = v.evidence["sandbox"]

@@ -66,6 +66,13 @@ class Result:
         return (self.case_id, self.sample)
 
 
+def cut_at_eos(tokens: list[int], eos_token_id: int) -> tuple[list[int], str]:
+    """A row's new tokens up to (not including) the first EOS, and the finish reason: "eos" or "length"."""
+    if eos_token_id in tokens:
+        return tokens[: tokens.index(eos_token_id)], "eos"
+    return tokens, "length"
+
+
 class GenerationOOM(RuntimeError):
     pass
 
@@ -187,12 +194,7 @@ class Engine:
         new = seqs[:, input_ids.shape[1] :].tolist()
         results = []
         for i, r in enumerate(batch):
-            tokens = new[i]
-            if tok.eos_token_id in tokens:
-                tokens = tokens[: tokens.index(tok.eos_token_id)]
-                reason = "eos"
-            else:
-                reason = "length"
+            tokens, reason = cut_at_eos(new[i], tok.eos_token_id)
             results.append(
                 Result(
                     case_id=r.case_id,

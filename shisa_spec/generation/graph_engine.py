@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from shisa_spec.generation.engine import GenerationOOM, Request, Result, SampleKey
+from shisa_spec.generation.engine import GenerationOOM, Request, Result, SampleKey, cut_at_eos
 from shisa_spec.generation.loader import SUPPORTED_TYPES, oom_message, weight_bytes
 
 CACHE_STEP = 512  # cache lengths are multiples of this: one batch for the spec's prompts
@@ -419,12 +419,7 @@ class GraphEngine:
         tok = self.loaded.tokenizer
         results = []
         for i, r in enumerate(batch):
-            tokens = new[i]
-            if tok.eos_token_id in tokens:
-                tokens = tokens[: tokens.index(tok.eos_token_id)]
-                reason = "eos"
-            else:
-                reason = "length"
+            tokens, reason = cut_at_eos(new[i], tok.eos_token_id)
             results.append(Result(
                 case_id=r.case_id, output=tok.decode(tokens, skip_special_tokens=True).strip(), finish_reason=reason,
                 new_tokens=len(tokens) + (1 if reason == "eos" else 0), prompt_tokens=len(ids[r.rendered]),
