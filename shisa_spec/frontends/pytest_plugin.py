@@ -374,9 +374,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state.live:
         cached = sum(1 for v in records.values() for r in v if r.get("from_cache"))
         calls = state.store.generate_calls if state.store is not None else 0
+        served = state.store is not None and state.store.options.openai is not None
+        where = f"{calls} request(s) to the server" if served else f"{calls} batched generate() call(s) in this process"
         line = (f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case), {samples - cached} generated in "
-                f"{calls} batched generate() call(s) in this process, {cached} from cache")
-        if state.store is not None and state.store.loaded is None and (state.store.prepared is not None or state.store.memo is not None):
+                f"{where}, {cached} from cache")
+        if not served and state.store is not None and state.store.loaded is None and (state.store.prepared is not None or state.store.memo is not None):
             line += " (weights not loaded)"
     else:
         line = f"shisa-spec: {len(records)} cases, {samples} samples ({per} per case) replayed from {state.replay_path}"
