@@ -80,6 +80,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--judge-base-url", dest="shisa_judge_base_url", default=None, help="ask the judge through an OpenAI-compatible server (--judge-tokenizer renders its prompt)")
     g.addoption("--judge-tokenizer", dest="shisa_judge_tokenizer", default=None, help="tokenizer and chat template of a served judge (default: --judge-model)")
     g.addoption("--concurrency", dest="shisa_concurrency", type=int, default=4, help="--backend openai: requests in flight at once (default %(default)s)")
+    g.addoption("--endpoint", dest="shisa_endpoint", default="completions", choices=["completions", "chat"],
+                help="--backend openai: completions (default): /v1/completions with the prompt rendered here, exactly the in-process text; "
+                     "chat: /v1/chat/completions with the case's messages, rendered by the server's own chat template")
+    g.addoption("--request-timeout", dest="shisa_request_timeout", type=float, default=300.0,
+                help="--backend openai: seconds to wait for one answer before retrying (default %(default)s)")
     parser.addini("shisa_spec_paths", type="paths", default=[],
                   help="where the spec's test modules are: `pytest -m gpu` (or -m tokenizer) collects only these")
     plugin_gate.add_gate_options(parser)
@@ -104,6 +109,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--backend openai needs --base-url URL (e.g. http://127.0.0.1:8000/v1)")
     if config.option.shisa_concurrency < 1:
         raise pytest.UsageError("--concurrency must be at least 1")
+    if config.option.shisa_request_timeout <= 0:
+        raise pytest.UsageError("--request-timeout must be more than 0 seconds")
+    if config.option.shisa_backend != "openai" and config.option.shisa_endpoint != "completions":
+        raise pytest.UsageError(f"--endpoint {config.option.shisa_endpoint} needs --backend openai (the in-process backend renders every prompt itself)")
     _check_paths(config)
     _state(config)
     sandbox.set_strict(config.option.shisa_sandbox == "strict")
@@ -227,7 +236,8 @@ def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any
     if opt.shisa_backend == "openai":
         from shisa_spec.generation.backends.openai import OpenAIOptions
 
-        served = OpenAIOptions(opt.shisa_base_url, opt.shisa_served_model or opt.shisa_model, opt.shisa_api_key_env, opt.shisa_concurrency)
+        served = OpenAIOptions(opt.shisa_base_url, opt.shisa_served_model or opt.shisa_model, opt.shisa_api_key_env, opt.shisa_concurrency,
+                               timeout_s=opt.shisa_request_timeout, endpoint=opt.shisa_endpoint)
         device = "cpu"  # only the tokenizer is loaded here
     load_opts = loader.LoadOptions(
         model=opt.shisa_model, revision=opt.shisa_revision, device=device, dtype=opt.shisa_dtype,

@@ -42,6 +42,7 @@ class Request:
     settings: GenerationSettings
     seed: int
     sample: int = 0
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content) the rendering came from: a chat endpoint sends these
 
     @property
     def key(self) -> SampleKey:

@@ -263,7 +263,8 @@ class OutputStore:
             rendered = prompting.render(self._ensure_prepared().tokenizer, case.prompt, style, system)
             self._rendered_new[pk] = rendered
         seed = self.options.seed
-        return [Request(case.id, rendered, case.generation, sample_seed(seed, case.id, i), sample=i)
+        messages = tuple((m["role"], m["content"]) for m in prompting.messages_for(case.prompt, style, system))
+        return [Request(case.id, rendered, case.generation, sample_seed(seed, case.id, i), sample=i, messages=messages)
                 for i in range(self.options.samples_for(case))]
 
     def _produce(self, case_ids: Sequence[str]) -> None:

@@ -1,9 +1,13 @@
 """An OpenAI-compatible HTTP backend: the spec's requests sent to a served model (vLLM, SGLang, TGI, llama.cpp, transformers serve).
 
-Prompts are rendered locally with the model's own chat template (the document's system-message
-quirk included) and POSTed to ``/v1/completions``, so the server sees exactly the text the
-in-process engine would. One HTTP request per Request (its own seed), at most ``concurrency`` in
-flight (threads); each finished sample goes to ``on_batch`` at once, so an interrupted run keeps it.
+By default (``endpoint="completions"``) prompts are rendered locally with the model's own chat
+template (the document's system-message quirk included) and POSTed to ``/v1/completions``, so the
+server sees exactly the text the in-process engine would. With ``endpoint="chat"`` the case's
+messages go to ``/v1/chat/completions`` and the server applies its own chat template, which is what a
+served product's clients get; a prompt-token count that differs from the local rendering is reported
+(the served template is not the local one). One HTTP request per Request (its own seed), at most
+``concurrency`` in flight (threads); each finished sample goes to ``on_batch`` at once, so an
+interrupted run keeps it.
 
 The client is the standard library's ``urllib``: a handful of blocking JSON POSTs from a thread pool
 need no more, and the project gains no dependency. ``connect()`` asks the server what it is
@@ -28,11 +32,13 @@ from typing import Any, Callable, Sequence
 from shisa_spec.generation.engine import Request, Result, SampleKey
 from shisa_spec.spec.cases import GenerationSettings
 
-BACKEND_VERSION = "1"  # bump when a change alters what is sent (part of the cache key)
+BACKEND_VERSION = "2"  # bump when a change alters what is sent (part of the cache key)
 RETRY_STATUS = (429, 500, 502, 503, 504)
 SEED_MOD = 2**31  # llama.cpp takes a uint32 seed, others int64: one range every server accepts
 OPTIONAL_FIELDS = ("repetition_penalty", "repeat_penalty", "seed", "top_p")
 PROBE_TOKENS = 12
+ENDPOINTS = ("completions", "chat")
+MAX_RETRY_AFTER_S = 30.0
 
 
 class BackendError(RuntimeError):
@@ -48,6 +54,7 @@ class OpenAIOptions:
     timeout_s: float = 300.0
     retries: int = 4
     backoff_s: float = 0.5
+    endpoint: str = "completions"  # or "chat": /v1/chat/completions with the case's messages
 
 
 def _finish(reason: str | None) -> str | None:
@@ -70,6 +77,14 @@ class OpenAIBackend:
         self.seeds = "unknown"  # "honoured", "ignored", or "unknown" (no sampled probe possible)
         self.prompt_token_mismatch: str | None = None
         self.prompt_as = "ids"  # token ids where the server takes them (vLLM, SGLang, llama.cpp); else "text"
+        if options.endpoint not in ENDPOINTS:
+            raise BackendError(f"--endpoint {options.endpoint}: expected one of {', '.join(ENDPOINTS)}")
+        self.chat = options.endpoint == "chat"
+        self.path = "/chat/completions" if self.chat else "/completions"
+        if self.chat:
+            self.prompt_as = "messages"
+        self.requests_sent = 0
+        self.retried = 0
         self._lock = threading.Lock()
 
     # ---- HTTP ----
@@ -88,9 +103,15 @@ class OpenAIBackend:
         url = self.base + path
         data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
         last = ""
+        retry_after: float | None = None
         for attempt in range(self.options.retries + 1):
             if attempt:
-                time.sleep(self.options.backoff_s * 2 ** (attempt - 1))
+                # the server's Retry-After (seconds) where it sends one, else exponential backoff
+                delay = retry_after if retry_after is not None else self.options.backoff_s * 2 ** (attempt - 1)
+                with self._lock:
+                    self.retried += 1
+                time.sleep(min(delay, MAX_RETRY_AFTER_S))
+            retry_after = None
             req = urllib.request.Request(url, data=data, method=method, headers=self._headers())
             try:
                 with urllib.request.urlopen(req, timeout=self.options.timeout_s) as resp:
@@ -102,6 +123,7 @@ class OpenAIBackend:
                     raise BackendError(f"{self.options.base_url} refused {method} {path} with HTTP {e.code} ({_detail(text)}): it sent {how}") from None
                 if e.code in RETRY_STATUS:
                     last = f"HTTP {e.code} ({_detail(text)})"
+                    retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
                     continue
                 raise _HTTPStatus(e.code, _detail(text)) from None
             except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
@@ -152,7 +174,8 @@ class OpenAIBackend:
 
     def _probe_request(self, seed: int) -> Request:
         rendered = (self.tokenizer.bos_token or "") + "Hello, "
-        return Request("_probe", rendered, GenerationSettings(PROBE_TOKENS, True, 1.0, 1.0, 1.0), seed)
+        return Request("_probe", rendered, GenerationSettings(PROBE_TOKENS, True, 1.0, 1.0, 1.0), seed,
+                       messages=(("user", "Hello, "),))
 
     # ---- one request ----
 
@@ -173,7 +196,13 @@ class OpenAIBackend:
 
     def _body(self, req: Request) -> dict[str, Any]:
         s = req.settings
-        body: dict[str, Any] = {"model": self.options.served_model, "prompt": self._prompt(req.rendered), "max_tokens": s.max_new_tokens, "stream": False}
+        body: dict[str, Any] = {"model": self.options.served_model, "max_tokens": s.max_new_tokens, "stream": False}
+        if self.chat:
+            if not req.messages:
+                raise BackendError(f"case {req.case_id!r} has no chat messages to send to {self.base}/chat/completions")
+            body["messages"] = [{"role": role, "content": content} for role, content in req.messages]
+        else:
+            body["prompt"] = self._prompt(req.rendered)
         temperature = s.temperature if s.do_sample else 0.0
         top_p = s.top_p if s.do_sample else 1.0
         if self.dialect == "transformers":
@@ -196,14 +225,17 @@ class OpenAIBackend:
         while True:
             body = self._body(req)
             try:
-                data, _ = self._call("POST", "/completions", body)
+                if req.case_id != "_probe":
+                    with self._lock:
+                        self.requests_sent += 1
+                data, _ = self._call("POST", self.path, body)
                 break
             except _HTTPStatus as e:
                 if e.code in (400, 404) and ("model" in e.detail.lower() and ("not found" in e.detail.lower() or "does not exist" in e.detail.lower() or "pinned" in e.detail.lower())):
                     raise BackendError(f"{self.options.base_url} does not serve model {self.options.served_model!r}: HTTP {e.code} ({e.detail})") from None
                 refused = [f for f in OPTIONAL_FIELDS if f in body and f in e.detail]
                 with self._lock:
-                    if e.code in (400, 422) and self.prompt_as == "ids" and "prompt" in e.detail.lower():
+                    if e.code in (400, 422) and self.prompt_as == "ids" and not self.chat and "prompt" in e.detail.lower():
                         self.prompt_as = "text"
                         continue
                     if "Unexpected fields in the request" in e.detail and self.dialect != "transformers":
@@ -212,18 +244,20 @@ class OpenAIBackend:
                     if e.code in (400, 422) and refused:
                         self.dropped.update(refused)
                         continue
-                raise BackendError(f"{self.base}/completions answered HTTP {e.code} for case {req.case_id!r}: {e.detail}") from None
+                raise BackendError(f"{self.base}{self.path} answered HTTP {e.code} for case {req.case_id!r}: {e.detail}") from None
         choice = (data.get("choices") or [{}])[0]
         reason = _finish(choice.get("finish_reason"))
-        if reason is None or not isinstance(choice.get("text"), str):
-            raise BackendError(f"{self.base}/completions gave case {req.case_id!r} no usable choice (finish_reason {choice.get('finish_reason')!r})")
+        text = (choice.get("message") or {}).get("content") if self.chat else choice.get("text")
+        if reason is None or not isinstance(text, str):
+            raise BackendError(f"{self.base}{self.path} gave case {req.case_id!r} no usable choice (finish_reason {choice.get('finish_reason')!r})")
         usage = data.get("usage") or {}
         local_prompt = len(self.tokenizer(req.rendered, add_special_tokens=False)["input_ids"])
         server_prompt = usage.get("prompt_tokens")
         if isinstance(server_prompt, int) and server_prompt != local_prompt and self.prompt_token_mismatch is None and req.case_id != "_probe":
-            self.prompt_token_mismatch = f"case {req.case_id}: server counted {server_prompt} prompt tokens, the local tokenizer {local_prompt}"
+            what = "the server's chat template gave" if self.chat else "the server counted"
+            self.prompt_token_mismatch = f"case {req.case_id}: {what} {server_prompt} prompt tokens, the local rendering {local_prompt}"
         return Result(
-            case_id=req.case_id, output=choice["text"].strip(), finish_reason=reason,
+            case_id=req.case_id, output=text.strip(), finish_reason=reason,
             new_tokens=int(usage.get("completion_tokens") or 0), prompt_tokens=local_prompt,
             seconds=time.perf_counter() - start, batch_size=1, sample=req.sample,
             extra={"system_fingerprint": data.get("system_fingerprint"), "server_seed": body.get("seed")},
@@ -263,14 +297,15 @@ class OpenAIBackend:
 
     def cache_material(self) -> dict[str, Any]:
         """What the cache key takes from the server: what it is, what it refused, how requests are sent."""
-        return {"backend": "openai", "backend_version": BACKEND_VERSION, **self.server,
+        return {"backend": "openai", "backend_version": BACKEND_VERSION, **self.server, "endpoint": self.path,
                 "dialect": self.dialect, "prompt_as": self.prompt_as, "not_honoured": sorted(self.not_honoured())}
 
     def not_honoured(self) -> list[str]:
-        out = set(self.dropped)
-        if self.dialect == "openai":
-            # only one of the two penalty spellings is meant for any server
-            out.discard("repeat_penalty" if "repetition_penalty" not in self.dropped else "repetition_penalty")
+        # the penalty goes out in two spellings, one meant for each kind of server: lost only when both were refused
+        penalty = {"repetition_penalty", "repeat_penalty"}
+        out = set(self.dropped) - penalty
+        if self.dialect == "openai" and penalty <= self.dropped:
+            out.add("repetition_penalty")
         if self.seeds == "ignored":
             out.add("seed")
         return sorted(out)
@@ -282,7 +317,9 @@ class OpenAIBackend:
         return prov
 
     def summary(self) -> str:
-        line = f"served by {self.options.base_url} ({self.options.served_model}, {self.server.get('server') or 'unknown server'})"
+        line = f"served by {self.options.base_url}{self.path if self.chat else ''} ({self.options.served_model}, {self.server.get('server') or 'unknown server'})"
+        if self.retried:
+            line += f"; {self.retried} request(s) retried"
         if self.seeds == "ignored":
             line += "; the server ignores seeds: samples are not reproducible"
         elif self.dialect == "transformers" and self.options.concurrency > 1:
@@ -300,6 +337,14 @@ class _HTTPStatus(Exception):
         super().__init__(f"HTTP {code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is rare from model servers and is treated as absent)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _detail(text: str) -> str:

@@ -269,3 +269,30 @@ def test_a_server_that_ignores_seeds_is_detected_and_said(keyed_server, monkeypa
     assert b.seeds == "ignored" and b.prompt_as == "ids" and b.dialect == "openai"
     assert "seed" in b.not_honoured() and "seed" in b.cache_material()["not_honoured"]
     assert "the server ignores seeds: samples are not reproducible" in b.summary()
+
+
+def test_samples_through_the_chat_endpoint_have_their_seeds_and_the_servers_template(server, tmp_path):
+    """--samples 3 over /v1/chat/completions: a record per (case, sample) with the in-process sample seeds,
+    and the server's chat template (applied there) gives the prompt the local rendering gives."""
+    from shisa_spec.generation.engine import sample_seed
+
+    cases = ("en-first-president", "ja-apples-remaining")
+    proc, transcript = spec(tmp_path, server.url, "--endpoint", "chat", "--samples", "3", "--concurrency", "2",
+                            "-k", " or ".join(cases))
+    got = outcomes(proc.stdout_text)
+    assert len(got) == sum(len(SUITE.case(c).checks) for c in cases) and "ERROR" not in got.values(), proc.stdout_text[-3000:]
+    recs = [json.loads(l) for l in transcript.read_text(encoding="utf-8").splitlines()]
+    assert sorted((r["case"], r["sample"]) for r in recs) == [(c, i) for c in sorted(cases) for i in range(3)]
+    assert all(r["sample_seed"] == sample_seed(0, r["case"], r["sample"]) for r in recs)
+    served = recs[0]["provenance"]["served"]
+    assert served["endpoint"] == "/chat/completions" and served["prompt_as"] == "messages"
+    assert "prompt_token_mismatch" not in served, served
+    assert f"served by {server.url}/chat/completions" in proc.stdout_text
+    assert "2 cases, 6 samples (3 per case), 6 generated in 6 request(s) to the server, 0 from cache" in proc.stdout_text
+
+
+def test_endpoint_chat_needs_the_openai_backend(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-p", "no:cacheprovider", "--model", str(TINY), "--endpoint", "chat"],
+                          cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 4
+    assert "--endpoint chat needs --backend openai (the in-process backend renders every prompt itself)" in proc.stderr
