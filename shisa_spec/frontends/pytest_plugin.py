@@ -27,6 +27,7 @@ from shisa_spec.generation.transcript import flatten
 from shisa_spec.generation.transcript import write as write_transcript
 from shisa_spec.generation.backends.openai import BackendError
 from shisa_spec.verdicts import stats
+from shisa_spec.verdicts.aggregate import judged_by_model
 
 class SpecCheckFailed(AssertionError):
     """A check judged the output wrong: the only failure a known-failure (xfail) mark expects."""
@@ -315,6 +316,9 @@ def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, r
     when the decision fails the test: unmarked and clearly below the required rate, or marked and not
     clearly meeting it (so the strict xfail holds). With one sample, the sample's verdict decides."""
     __tracebackhide__ = True
+    if not judged_by_model(item.check, records):
+        pytest.skip(f"{item.id} [judge]: no judge reply in the records and no judge asked: pass --judge-model M "
+                    "(with --judge-base-url URL for a served judge), or replay a transcript that has the replies")
     seen: dict[tuple[str, str, str], checks.Verdict] = {}  # checks are pure: each distinct text is judged once
     verdicts: list[checks.Verdict] = []
     for r in records:

@@ -101,7 +101,9 @@ def calibrate(suite: Suite, records: Records, when: dict[str, str] | None = None
         marks = list(raw_case.get("known_failures") or [])
         drop: set[int] = set()
         for spec in case.checks:
-            v = verdicts[spec.id]
+            v = verdicts.get(spec.id)
+            if v is None:  # a judge check no judge was asked about: nothing to calibrate from
+                continue
             rate = f"{v.k}/{v.n}"
             applying = [i for i, m in enumerate(marks)
                         if m["check"] == spec.id and KnownFailure(m["check"], m["reason"], dict(m.get("when") or {})).applies(run)]

@@ -154,6 +154,17 @@ class Comparison:
                 out[o] += 1
         return out
 
+    def judges(self, side: str) -> list[dict[str, Any]]:
+        """The judge models whose replies one run's records hold (model, base_url, prompt_version, replies)."""
+        seen: dict[tuple[Any, Any, Any], int] = {}
+        for c in self.cases:
+            for rec in c.baseline_samples if side == "baseline" else c.candidate_samples:
+                for entry in (rec.get("judge") or {}).values():
+                    if isinstance(entry, dict):
+                        key = (entry.get("model"), entry.get("base_url"), entry.get("prompt_version"))
+                        seen[key] = seen.get(key, 0) + 1
+        return [{"model": m, "base_url": u, "prompt_version": v, "replies": n} for (m, u, v), n in sorted(seen.items(), key=str)]
+
     def provenances(self, side: str) -> list[tuple[dict[str, Any], list[str]]]:
         """The distinct provenance dicts of one run's records, each with the cases that carry it."""
         groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
@@ -220,6 +231,8 @@ def compare(
         for spec in case.checks:
             if chosen is not None and (case.id, spec.id) not in chosen:
                 continue
+            if vb.get(spec.id) is None and vc.get(spec.id) is None:
+                continue  # a judge check no judge was asked about on either side: not judged, not compared
             kf = case.known_failure(spec.id, run)
             rows.append((spec, kf, vb.get(spec.id), vc.get(spec.id)))
         pending.append((case, b, c, rows))

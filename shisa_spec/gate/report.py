@@ -368,6 +368,11 @@ def _kv(d: dict[str, Any]) -> str:
     return '<table class="kv">' + "".join(f"<tr><td>{escape(str(k))}</td><td class='mono'>{val(v)}</td></tr>" for k, v in d.items()) + "</table>"
 
 
+def judge_text(j: dict[str, Any]) -> str:
+    where = f" at {j['base_url']}" if j.get("base_url") else " (in process)"
+    return f"{j['model']}{where}, judge prompt v{j['prompt_version']}, {j['replies']} replies"
+
+
 def _provenance(comp: Comparison, labels: dict[str, str]) -> str:
     sides = ["baseline", "candidate"] if comp.has_baseline else ["candidate"]
     cols = []
@@ -376,6 +381,8 @@ def _provenance(comp: Comparison, labels: dict[str, str]) -> str:
         body = "".join(
             (f'<p class="detail">{len(cases)} case(s): {escape(", ".join(cases))}</p>' if len(groups) > 1 else "") + _kv(prov)
             for prov, cases in groups) or '<p class="detail">(no records)</p>'
+        for j in comp.judges(side):
+            body += f'<p class="detail">Judge (model-graded checks): {escape(judge_text(j))}</p>'
         cols.append(f'<div><div class="label">{escape(side.title())} · {escape(labels[side])}</div>{body}</div>')
     return '<h2>Provenance</h2><div class="prov">' + "".join(cols) + "</div>"
 
@@ -454,6 +461,9 @@ def markdown_summary(comp: Comparison, labels: dict[str, str] | None = None, htm
     xp = [r for r in comp.checks() if r.outcome("candidate") == "xpass"]
     if xp:
         lines += ["", "XPASS (marked known failures that now pass; remove the marks): " + ", ".join(f"`{r.id}`" for r in xp)]
+    for side in ("baseline", "candidate") if comp.has_baseline else ("candidate",):
+        for j in comp.judges(side):
+            lines += ["", f"Judge for the {side}'s model-graded checks: {_md(judge_text(j))}"]
     if html_path:
         lines += ["", f"Full report: `{_md(str(html_path))}`"]
     return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ LABELLED = FIXTURES / "corpus" / "labelled"
 HELDOUT = FIXTURES / "corpus" / "heldout"
 CORPUS_SCHEMA = FIXTURES / "schemas" / "corpus.schema.json"
 DEFAULT_PASS = ("eos", "no-repetition")  # checks an answer need not label: a finished, loop-free answer passes them
+MODEL_GRADED = ("judge",)  # check kinds a judge model decides: labels optional, not run here (bench/bench_judge.py asks a judge)
 
 
 class CorpusError(ValueError):
@@ -113,10 +114,11 @@ def load_corpus(folder: str | Path = LABELLED, suite: Suite | None = None) -> li
             unknown = sorted(set(a["labels"]) - set(check_ids))
             if unknown:
                 raise CorpusError(f"{file}: answer {a['id']!r}: field labels.{unknown[0]}: case {case.id} has no check {unknown[0]!r} (its checks: {', '.join(check_ids)})")
-            missing = [c for c in check_ids if c not in a["labels"] and c not in DEFAULT_PASS]
+            graded = {c.id for c in case.checks if c.check in MODEL_GRADED}
+            missing = [c for c in check_ids if c not in a["labels"] and c not in DEFAULT_PASS and c not in graded]
             if missing:
                 raise CorpusError(f"{file}: answer {a['id']!r}: field labels: no label for check {missing[0]!r}")
-            labels = {c: a["labels"].get(c, "pass") == "pass" for c in check_ids}
+            labels = {c: a["labels"].get(c, "pass") == "pass" for c in check_ids if c not in graded or c in a["labels"]}
             out.append(Entry(file.name, case.id, a["id"], tuple(a["forms"]), a["text"], a.get("finish_reason", "eos"), labels))
     return out
 
@@ -129,6 +131,8 @@ def evaluate(entries: list[Entry], suite: Suite | None = None) -> tuple[dict[str
     for e in entries:
         case = suite.case(e.case)
         for spec in case.checks:
+            if spec.check in MODEL_GRADED:  # needs a judge model's reply; measured by bench/bench_judge.py
+                continue
             v = checks.run(spec.check, Output(e.text, e.finish_reason), spec.params)
             o = Outcome(e, spec.id, spec.check, e.labels[spec.id], v.passed, v.detail)
             outcomes.append(o)

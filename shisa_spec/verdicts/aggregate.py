@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from shisa_spec.spec import checks
 from shisa_spec.spec.cases import Case, CheckSpec
+from shisa_spec.spec.checks.judge import has_reply
 from shisa_spec.verdicts import stats
 from shisa_spec.verdicts.judge import judge
 
@@ -52,19 +54,27 @@ def rate_text(k: int, n: int) -> str:
     return f"{k}/{n}"
 
 
+def judged_by_model(spec: CheckSpec, records: Sequence[dict[str, Any]]) -> bool:
+    """False for a ``judge`` check none of whose samples holds the judge's reply (no judge was asked): not judged."""
+    return spec.check != "judge" or any(has_reply(r.get("judge"), spec.params.get("rubric", "")) for r in records)
+
+
 def judge_samples(case: Case, records: Sequence[dict[str, Any]], marked: dict[str, bool] | None = None) -> dict[str, CheckVerdict]:
-    """Every check of the case on every sample record; ``marked[check id]`` selects the known-failure rule."""
+    """Every check of the case on every sample record; ``marked[check id]`` selects the known-failure rule.
+    A ``judge`` check no judge was asked about (no reply in any record) is left out: not judged."""
     if not records:
         raise ValueError(f"case {case.id!r}: no samples to judge")
-    seen: dict[tuple[str, str], dict[str, checks.Verdict]] = {}  # checks are pure: judge each distinct text once
+    seen: dict[tuple[str, str, str], dict[str, checks.Verdict]] = {}  # checks are pure: judge each distinct text once
     per_sample = []
     for rec in records:
-        key = (rec["output"], rec["finish_reason"])
+        key = (rec["output"], rec["finish_reason"], json.dumps(rec.get("judge") or {}, sort_keys=True))
         if key not in seen:
             seen[key] = judge(case, rec)
         per_sample.append(seen[key])
     out = {}
     for spec in case.checks:
+        if not judged_by_model(spec, records):
+            continue
         vs = tuple(v[spec.id] for v in per_sample)
         k = sum(v.passed for v in vs)
         decision = stats.decide(k, len(vs), spec.min_pass_rate, bool((marked or {}).get(spec.id)))

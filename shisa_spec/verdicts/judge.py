@@ -20,8 +20,8 @@ def record_conditions(case: Case, record: dict[str, Any] | None) -> dict[str, st
 
 
 def judge(case: Case, record: dict[str, Any]) -> dict[str, checks.Verdict]:
-    """Every check of the case on the record's output; a check that raises counts as failed."""
-    out = checks.Output(record["output"], record["finish_reason"])
+    """Every check of the case on the record's output (and the judge replies it holds); a check that raises counts as failed."""
+    out = checks.Output(record["output"], record["finish_reason"], record.get("judge") or {})
     verdicts = {}
     for spec in case.checks:
         try:

@@ -46,6 +46,11 @@ def judge_key(rubric: str) -> str:
     return hashlib.sha256(f"{JUDGE_PROMPT_VERSION}:{rubric}".encode()).hexdigest()[:16]
 
 
+def has_reply(judged: dict | None, rubric: str) -> bool:
+    """Whether a record's ``judge`` mapping holds the judge's reply to this rubric."""
+    return bool(judged) and judge_key(rubric) in judged
+
+
 def judge_prompt(question: str, answer: str, rubric: str) -> str:
     return PROMPT.format(question=question.strip(), answer=answer.strip() or "(empty)", rubric=rubric.strip())
 

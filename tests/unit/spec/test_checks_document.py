@@ -27,9 +27,14 @@ EXPECTED_FAILURES = {
     ("ja-json-format", "everyone"), ("ja-json-format", "ages"),
 }  # fmt: skip
 
+# Model-graded (judge) checks the document's outputs are marked to fail. The document has no judge replies,
+# so these are not judged on it; the marks say what a grader reading the document's output sees.
+JUDGE_MARKED = {("ja-friend-bot", "friend-judged"), ("ja-takoyaki-recipe", "recipe-judged")}
+
 SUITE = load_suite()
 RECORDS = {r["case"]: r for r in map(json.loads, TRANSCRIPT.read_text(encoding="utf-8").splitlines()) if r}
-PAIRS = [(case.id, spec) for case in SUITE.cases for spec in case.checks]
+PAIRS = [(case.id, spec) for case in SUITE.cases for spec in case.checks if spec.check != "judge"]
+JUDGE_PAIRS = [(case.id, spec) for case in SUITE.cases for spec in case.checks if spec.check == "judge"]
 
 
 def test_transcript_covers_the_suite():
@@ -48,7 +53,17 @@ def test_document_verdict(case_id, spec):
 
 def test_known_failures_in_the_case_file_match_the_table():
     marked = {(c.id, kf.check) for c in SUITE.cases for kf in c.known_failures}
-    assert marked == EXPECTED_FAILURES
+    assert marked == EXPECTED_FAILURES | JUDGE_MARKED
+
+
+def test_judge_checks_are_not_judged_on_the_document_which_has_no_judge_replies():
+    from shisa_spec.verdicts.aggregate import judge_samples, judged_by_model
+
+    assert {c for c, _ in JUDGE_PAIRS} == {"ja-friend-bot", "ja-takoyaki-recipe", "ja-explain-llm"}
+    for case_id, spec in JUDGE_PAIRS:
+        assert not judged_by_model(spec, [RECORDS[case_id]])
+        verdicts = judge_samples(SUITE.case(case_id), [RECORDS[case_id]])
+        assert spec.id not in verdicts and set(verdicts) == {s.id for s in SUITE.case(case_id).checks if s.check != "judge"}
 
 
 @pytest.mark.parametrize("name", checks.names())
