@@ -1,7 +1,8 @@
 """How often the judge model agrees with human labels (a labelled corpus of question, answer, rubric, label).
 
     python bench/bench_judge.py --judge-model DIR_OR_HUB_ID [--device cuda] [--corpus fixtures/judge/labelled.jsonl]
-    python bench/bench_judge.py --judge-model NAME --judge-base-url http://127.0.0.1:8000/v1 --judge-tokenizer HUB_ID
+    python bench/bench_judge.py --judge-model NAME --judge-base-url http://127.0.0.1:8000/v1 [--api-key-env OPENAI_API_KEY]
+    python bench/bench_judge.py --judge-model NAME --judge-base-url URL --judge-endpoint completions --judge-tokenizer HUB_ID
 
 Each corpus line is {"id", "question", "answer", "rubric", "label": true|false}. The judge is asked
 exactly as the `judge` check asks it (same prompt, greedy), and the script prints the agreement
@@ -29,6 +30,7 @@ def main() -> int:
     ap.add_argument("--judge-model", default=None)
     ap.add_argument("--judge-base-url", default=None)
     ap.add_argument("--judge-tokenizer", default=None)
+    ap.add_argument("--judge-endpoint", default="chat", choices=["chat", "completions"])
     ap.add_argument("--api-key-env", default=None)
     ap.add_argument("--device", default="cuda")
     a = ap.parse_args()
@@ -36,7 +38,7 @@ def main() -> int:
         print("no judge configured (--judge-model): nothing to measure", file=sys.stderr)
         return 2
     rows = [json.loads(l) for l in Path(a.corpus).read_text(encoding="utf-8").splitlines() if l.strip()]
-    judge = Judge(JudgeOptions(a.judge_model, a.judge_base_url, a.judge_tokenizer, a.api_key_env, a.device))
+    judge = Judge(JudgeOptions(a.judge_model, a.judge_base_url, a.judge_tokenizer, a.api_key_env, a.device, endpoint=a.judge_endpoint))
     items = [JudgeItem(r["id"], "judge", r["question"], r["answer"], r["rubric"]) for r in rows]
     replies = judge.ask(items)
     tp = tn = fp = fn = unparsed = 0

@@ -77,9 +77,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--base-url", dest="shisa_base_url", default=None, help="--backend openai: the server, e.g. http://127.0.0.1:8000/v1")
     g.addoption("--api-key-env", dest="shisa_api_key_env", default=None, help="--backend openai: environment variable holding the API key (sent as a Bearer token)")
     g.addoption("--served-model", dest="shisa_served_model", default=None, help="--backend openai: the model name the server knows (default: --model)")
-    g.addoption("--judge-model", dest="shisa_judge_model", default=None, help="the judge model the `judge` checks ask (hub id or dir in this process, or a served name with --judge-base-url); without it judge checks fail unless replayed")
-    g.addoption("--judge-base-url", dest="shisa_judge_base_url", default=None, help="ask the judge through an OpenAI-compatible server (--judge-tokenizer renders its prompt)")
-    g.addoption("--judge-tokenizer", dest="shisa_judge_tokenizer", default=None, help="tokenizer and chat template of a served judge (default: --judge-model)")
+    g.addoption("--judge-model", dest="shisa_judge_model", default=None, help="the judge model the `judge` checks ask (hub id or dir in this process, or a served name with --judge-base-url); without it judge checks are skipped unless the replayed records hold replies")
+    g.addoption("--judge-base-url", dest="shisa_judge_base_url", default=None, help="ask the judge through an OpenAI-compatible server or hosted API")
+    g.addoption("--judge-endpoint", dest="shisa_judge_endpoint", default="chat", choices=["chat", "completions"],
+                help="a served judge: chat (default): /v1/chat/completions, the server applies the judge's template; completions: the prompt rendered here by --judge-tokenizer")
+    g.addoption("--judge-tokenizer", dest="shisa_judge_tokenizer", default=None, help="--judge-endpoint completions: tokenizer and chat template of the served judge (default: --judge-model)")
+    g.addoption("--judge-api-key-env", dest="shisa_judge_api_key_env", default=None, help="environment variable holding the judge server's API key (default: --api-key-env)")
     g.addoption("--concurrency", dest="shisa_concurrency", type=int, default=4, help="--backend openai: requests in flight at once (default %(default)s)")
     g.addoption("--endpoint", dest="shisa_endpoint", default="completions", choices=["completions", "chat"],
                 help="--backend openai: completions (default): /v1/completions with the prompt rendered here, exactly the in-process text; "
@@ -220,7 +223,8 @@ def _judge_options(config: pytest.Config) -> Any:
         return None
     from shisa_spec.generation.judging import JudgeOptions
 
-    return JudgeOptions(opt.shisa_judge_model, opt.shisa_judge_base_url, opt.shisa_judge_tokenizer, opt.shisa_api_key_env, _device(config))
+    return JudgeOptions(opt.shisa_judge_model, opt.shisa_judge_base_url, opt.shisa_judge_tokenizer,
+                        opt.shisa_judge_api_key_env or opt.shisa_api_key_env, _device(config), endpoint=opt.shisa_judge_endpoint)
 
 
 def _make_store(config: pytest.Config, needed: list[str], tmp_root: Path) -> Any:

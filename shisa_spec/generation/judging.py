@@ -1,8 +1,10 @@
 """Asking the judge model for the ``judge`` checks, after generation and before judging.
 
 The judge is any generation backend: a served model (``--judge-base-url``, the OpenAI backend) or a
-model loaded in this process. Its prompt (checks/judge.py) is rendered with the judge's own chat
-template and answered greedily; the raw reply, the judge's model and the prompt go into the record
+model loaded in this process. A served judge is asked through ``/v1/chat/completions`` by default
+(every server and hosted API has it; the server applies the judge's template, no tokenizer is loaded
+here), or through ``/v1/completions`` with the prompt rendered here by ``--judge-tokenizer``; an
+in-process judge's prompt is rendered with its own chat template. Answers are greedy; the raw reply, the judge's model and the prompt go into the record
 (``record["judge"][judge_key(rubric)]``), so a replayed transcript judges without the judge model.
 Replies are cached under a key holding the judge's identity (model, tokenizer, chat template,
 server), the rendered prompt and its settings.
@@ -10,6 +12,7 @@ server), the rendered prompt and its settings.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -30,6 +33,7 @@ class JudgeOptions:
     api_key_env: str | None = None
     device: str = "cuda"
     max_new_tokens: int = 96
+    endpoint: str = "chat"  # a served judge: "chat" (messages; no local tokenizer) or "completions" (rendered with `tokenizer`)
 
     @property
     def settings(self) -> GenerationSettings:
@@ -58,7 +62,12 @@ class Judge:
         if self.backend is not None:
             return
         o = self.options
-        if o.base_url:
+        if o.base_url and o.endpoint == "chat":
+            from shisa_spec.generation.backends.openai import OpenAIBackend, OpenAIOptions
+
+            self.backend = OpenAIBackend(OpenAIOptions(o.base_url, o.model, o.api_key_env, endpoint="chat"), None).connect()
+            self.identity = {"served": self.backend.cache_material()}
+        elif o.base_url:
             from shisa_spec.generation.backends.openai import OpenAIBackend, OpenAIOptions
 
             prepared = loader.prepare(loader.LoadOptions(model=o.tokenizer or o.model, device="cpu"))
@@ -86,7 +95,9 @@ class Judge:
         meta: dict[str, tuple[JudgeItem, str, str]] = {}
         for it in items:
             prompt = judge_prompt(it.question, it.answer, it.rubric)
-            rendered = prompting.render(self.tokenizer, prompt, "chat", JUDGE_SYSTEM)
+            messages = (("system", JUDGE_SYSTEM), ("user", prompt))
+            # with no local tokenizer (a chat-endpoint judge) the messages themselves are what is sent and keyed
+            rendered = prompting.render(self.tokenizer, prompt, "chat", JUDGE_SYSTEM) if self.tokenizer is not None else json.dumps(messages, ensure_ascii=False)
             key = cache_key({"model": self.options.model, **self.identity}, rendered, self.options.settings.as_dict(), 0,
                             {"judge": JUDGE_PROMPT_VERSION, "judge_identity": self.identity})
             rid = f"{it.case_id}#{it.check_id}"
@@ -95,7 +106,7 @@ class Judge:
                 out[(it.case_id, it.check_id)] = self._entry(it, prompt, hit["output"], from_cache=True)
                 continue
             meta[rid] = (it, prompt, key)
-            todo.append(Request(rid, rendered, self.options.settings, 0))
+            todo.append(Request(rid, rendered, self.options.settings, 0, messages=messages))
         if todo:
             self.asked += len(todo)
             for res in self.backend.generate(todo).values():
@@ -107,5 +118,6 @@ class Judge:
         return out
 
     def _entry(self, it: JudgeItem, prompt: str, reply: str, from_cache: bool = False) -> dict[str, Any]:
-        return {"model": self.options.model, "base_url": self.options.base_url, "prompt_version": JUDGE_PROMPT_VERSION,
+        return {"model": self.options.model, "base_url": self.options.base_url, "endpoint": self.options.endpoint if self.options.base_url else None,
+                "prompt_version": JUDGE_PROMPT_VERSION,
                 "rubric_key": judge_key(it.rubric), "prompt": prompt, "reply": reply, "from_cache": from_cache}

@@ -65,6 +65,7 @@ class OpenAIBackend:
     """``generate(requests, on_batch)`` over an OpenAI-compatible ``/v1/completions`` endpoint."""
 
     def __init__(self, options: OpenAIOptions, tokenizer: Any):
+        """``tokenizer`` renders and counts prompts; None only with ``endpoint="chat"`` (the server renders, nothing is counted here)."""
         self.options = options
         self.tokenizer = tokenizer
         self.base = options.base_url.rstrip("/")
@@ -80,6 +81,8 @@ class OpenAIBackend:
         if options.endpoint not in ENDPOINTS:
             raise BackendError(f"--endpoint {options.endpoint}: expected one of {', '.join(ENDPOINTS)}")
         self.chat = options.endpoint == "chat"
+        if tokenizer is None and not self.chat:
+            raise BackendError("/v1/completions needs the model's tokenizer to render prompts (--model, or --judge-tokenizer for a judge)")
         self.path = "/chat/completions" if self.chat else "/completions"
         if self.chat:
             self.prompt_as = "messages"
@@ -173,7 +176,7 @@ class OpenAIBackend:
         return self
 
     def _probe_request(self, seed: int) -> Request:
-        rendered = (self.tokenizer.bos_token or "") + "Hello, "
+        rendered = (getattr(self.tokenizer, "bos_token", None) or "") + "Hello, "
         return Request("_probe", rendered, GenerationSettings(PROBE_TOKENS, True, 1.0, 1.0, 1.0), seed,
                        messages=(("user", "Hello, "),))
 
@@ -251,8 +254,9 @@ class OpenAIBackend:
         if reason is None or not isinstance(text, str):
             raise BackendError(f"{self.base}{self.path} gave case {req.case_id!r} no usable choice (finish_reason {choice.get('finish_reason')!r})")
         usage = data.get("usage") or {}
-        local_prompt = len(self.tokenizer(req.rendered, add_special_tokens=False)["input_ids"])
         server_prompt = usage.get("prompt_tokens")
+        # no local tokenizer (a chat-endpoint judge): the server's count is the only one
+        local_prompt = len(self.tokenizer(req.rendered, add_special_tokens=False)["input_ids"]) if self.tokenizer is not None else int(server_prompt or 0)
         if isinstance(server_prompt, int) and server_prompt != local_prompt and self.prompt_token_mismatch is None and req.case_id != "_probe":
             what = "the server's chat template gave" if self.chat else "the server counted"
             self.prompt_token_mismatch = f"case {req.case_id}: {what} {server_prompt} prompt tokens, the local rendering {local_prompt}"

@@ -296,3 +296,32 @@ def test_endpoint_chat_needs_the_openai_backend(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=300)
     assert proc.returncode == 4
     assert "--endpoint chat needs --backend openai (the in-process backend renders every prompt itself)" in proc.stderr
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_a_served_judge_grades_the_judge_check_and_a_replay_needs_no_judge(server, tmp_path, endpoint):
+    """The judge asked through the backend (the same `transformers serve`; by default through
+    /v1/chat/completions with no local tokenizer, or /v1/completions rendered by --judge-tokenizer): its
+    replies land in the transcript, the judge check is judged (not skipped), and a replay without any
+    judge judges alike."""
+    from shisa_spec.spec.checks.judge import judge_key
+
+    case = SUITE.case("ja-explain-llm")
+    rubric = next(k for k in case.checks if k.check == "judge").params["rubric"]
+    how = ["--judge-endpoint", "completions", "--judge-tokenizer", str(TINY)] if endpoint == "completions" else []
+    proc, transcript = spec(tmp_path, server.url, "--samples", "2", "-k", case.id,
+                            "--judge-model", str(TINY), "--judge-base-url", server.url, *how)
+    got = outcomes(proc.stdout_text)
+    assert len(got) == len(case.checks) and got[f"test_spec[{case.id}.explanation-judged]"] in ("PASSED", "FAILED"), proc.stdout_text[-3000:]
+    recs = [json.loads(l) for l in transcript.read_text(encoding="utf-8").splitlines()]
+    assert len(recs) == 2
+    for r in recs:
+        entry = r["judge"][judge_key(rubric)]
+        assert entry["model"] == str(TINY) and entry["base_url"] == server.url and entry["endpoint"] == endpoint and isinstance(entry["reply"], str)
+        assert rubric in entry["prompt"] and r["output"].strip()[:40] in entry["prompt"]
+    replay = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "spec" / "test_spec.py"), "-m", "gpu", "-rA", "-q", "-p", "no:cacheprovider",
+         "--rootdir", str(ROOT), "--replay", str(transcript), "-k", case.id, "--report", str(tmp_path / "r.html")],
+        cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300)
+    assert outcomes(replay.stdout) == got, replay.stdout[-2000:]
+    assert f"Judge (model-graded checks): {TINY} at {server.url}, judge prompt v1, 2 replies" in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -219,3 +219,14 @@ def test_an_unknown_endpoint_is_refused(tokenizer):
 
     with pytest.raises(BackendError, match="--endpoint responses: expected one of completions, chat"):
         OpenAIBackend(OpenAIOptions("http://127.0.0.1:9/v1", "m", endpoint="responses"), tokenizer)
+
+
+def test_the_chat_endpoint_needs_no_local_tokenizer_completions_does(server):
+    from shisa_spec.generation.backends.openai import BackendError, OpenAIBackend, OpenAIOptions
+
+    url, script = server
+    b = OpenAIBackend(OpenAIOptions(url, "m", endpoint="chat"), None).connect()  # e.g. a hosted judge
+    out = b.generate(requests(1))
+    assert out[("c", 0)].prompt_tokens == 3 and "prompt tokens differ" not in b.summary()  # the server's count, nothing to compare
+    with pytest.raises(BackendError, match="/v1/completions needs the model's tokenizer"):
+        OpenAIBackend(OpenAIOptions(url, "m"), None)
