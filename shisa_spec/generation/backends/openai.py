@@ -101,11 +101,14 @@ class OpenAIBackend:
             h["Authorization"] = f"Bearer {key}"
         return h
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-        """JSON in, JSON and headers out; retries 429/5xx, timeouts and dropped connections with backoff."""
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              status_retries: int | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+        """JSON in, JSON and headers out; retries 429/5xx (at most ``status_retries`` times), timeouts and
+        dropped connections with backoff. A server that keeps answering 429/5xx raises _ServerFailing."""
         url = self.base + path
         data = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
         last = ""
+        statuses = 0
         retry_after: float | None = None
         for attempt in range(self.options.retries + 1):
             if attempt:
@@ -127,6 +130,9 @@ class OpenAIBackend:
                 if e.code in RETRY_STATUS:
                     last = f"HTTP {e.code} ({_detail(text)})"
                     retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
+                    statuses += 1
+                    if status_retries is not None and statuses > status_retries:
+                        raise _ServerFailing(f"{url} answered {last} {statuses} times", last)
                     continue
                 raise _HTTPStatus(e.code, _detail(text)) from None
             except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
@@ -141,22 +147,29 @@ class OpenAIBackend:
             except json.JSONDecodeError:
                 raise BackendError(f"{url} answered with something that is not JSON: is --base-url an OpenAI-compatible server?") from None
         hint = ": is the server running at --base-url?" if last == "connection refused" else ""
-        raise BackendError(f"cannot reach {url} after {self.options.retries + 1} tries ({last}){hint}")
+        message = f"cannot reach {url} after {self.options.retries + 1} tries ({last}){hint}"
+        raise _ServerFailing(message, last) if last.startswith("HTTP ") else BackendError(message)
 
     # ---- connection: what the server is and what it honours ----
 
     def connect(self) -> "OpenAIBackend":
+        """Read /v1/models and probe the server. A model list that names other models is final (the model is
+        not served); a list that fails or is empty (transformers serve 5.17 without a hub cache answers 500)
+        is recorded, and the probe then decides whether the model answers."""
+        models_error = None
         try:
-            models, headers = self._call("GET", "/models")
+            models, headers = self._call("GET", "/models", status_retries=1)
         except _HTTPStatus as e:
-            raise BackendError(f"{self.base}/models answered HTTP {e.code} ({e.detail}): is --base-url an OpenAI-compatible server?") from None
-        entries = models.get("data") or []
-        ids = [m.get("id") for m in entries if isinstance(m, dict)]
-        if self.options.served_model not in ids:
+            models, headers, models_error = {}, {}, f"HTTP {e.code} ({e.detail})"
+        except _ServerFailing as e:
+            models, headers, models_error = {}, {}, e.last
+        entries = [m for m in models.get("data") or [] if isinstance(m, dict)]
+        ids = [m.get("id") for m in entries]
+        if ids and self.options.served_model not in ids:
             raise BackendError(
-                f"{self.options.base_url} does not serve model {self.options.served_model!r}; it serves: {', '.join(map(str, ids)) or 'nothing'} (pass --served-model NAME)"
+                f"{self.options.base_url} does not serve model {self.options.served_model!r}; it serves: {', '.join(map(str, ids))} (pass --served-model NAME)"
             )
-        entry = next(m for m in entries if m.get("id") == self.options.served_model)
+        entry = next((m for m in entries if m.get("id") == self.options.served_model), {"id": self.options.served_model, "listed": False})
         self.server = {
             "base_url": self.options.base_url,
             "served_model": self.options.served_model,
@@ -164,8 +177,15 @@ class OpenAIBackend:
             "model_entry": {k: v for k, v in entry.items() if k not in ("created", "status")},
             "server": headers.get("server"),
         }
+        if models_error:
+            self.server["models_error"] = models_error
         probe = self._probe_request(seed=1234)
-        first = self._complete(probe)
+        try:
+            first = self._complete(probe)
+        except BackendError as e:
+            if models_error:
+                raise BackendError(f"{self.base}/models failed ({models_error}) and the probe request failed too: {e}") from None
+            raise
         second = self._complete(probe)
         self.server["system_fingerprint"] = first.extra.get("system_fingerprint")
         other = self._complete(self._probe_request(seed=98765))
@@ -328,12 +348,22 @@ class OpenAIBackend:
             line += "; the server ignores seeds: samples are not reproducible"
         elif self.dialect == "transformers" and self.options.concurrency > 1:
             line += "; transformers serve seeds one global RNG per request: samples are reproducible only with --concurrency 1"
+        if self.server.get("models_error"):
+            line += f"; {self.base}/models failed ({self.server['models_error']}), the model answered anyway"
         nh = [f for f in self.not_honoured() if f != "seed"]
         if nh:
             line += f"; not honoured: {', '.join(nh)}"
         if self.prompt_token_mismatch:
             line += f"; prompt tokens differ ({self.prompt_token_mismatch})"
         return line
+
+
+class _ServerFailing(BackendError):
+    """The server is up but keeps answering 429/5xx; ``last`` is its last answer in a few words."""
+
+    def __init__(self, message: str, last: str):
+        super().__init__(message)
+        self.last = last
 
 
 class _HTTPStatus(Exception):

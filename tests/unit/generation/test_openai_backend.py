@@ -35,6 +35,9 @@ class Script:
         self.max_inflight = 0
         self.lock = threading.Lock()
         self.release = threading.Event()
+        self.models: tuple[int, dict[str, Any]] = (200, {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "test"}]})
+        self.gets = 0
+        self.model_known = True  # False: completions for any model answer 404, as a server without it would
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,7 +57,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "test"}]})
+        self.script.gets += 1
+        self._send(*self.script.models)
 
     def do_POST(self) -> None:
         sc = self.script
@@ -67,6 +71,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if sc.delay_s:
                 sc.release.wait(sc.delay_s)
+            if not sc.model_known:
+                return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
             refused = sorted(sc.refuse_fields & set(body))
             if refused:
                 return self._send(400, {"error": {"message": f"Unknown field: {refused[0]}"}})
@@ -230,3 +236,26 @@ def test_the_chat_endpoint_needs_no_local_tokenizer_completions_does(server):
     assert out[("c", 0)].prompt_tokens == 3 and "prompt tokens differ" not in b.summary()  # the server's count, nothing to compare
     with pytest.raises(BackendError, match="/v1/completions needs the model's tokenizer"):
         OpenAIBackend(OpenAIOptions(url, "m"), None)
+
+
+def test_a_failing_or_empty_model_list_is_recorded_and_the_probe_decides(server, tokenizer, monkeypatch):
+    """transformers serve 5.17 answers /v1/models with HTTP 500 when it has no hub cache (seen on the H100):
+    the run goes on where the model answers, and says so; a server that also refuses the model stops it."""
+    from shisa_spec.generation.backends import openai
+
+    url, script = server
+    monkeypatch.setattr(openai.time, "sleep", lambda s: None)
+    script.models = (500, {"error": {"message": "Cache directory not found"}})
+    b = backend(url, tokenizer)
+    assert b.server["models_error"] == "HTTP 500 (Cache directory not found)"
+    assert b.server["model_entry"] == {"id": "m", "listed": False} and b.cache_material()["models_error"]
+    assert f"{url}/models failed (HTTP 500 (Cache directory not found)), the model answered anyway" in b.summary()
+    assert len(script.posts) == 3 and script.gets == 2  # the three probes; /v1/models tried twice, not retries + 1 = 3 times
+    script.models = (200, {"object": "list", "data": []})
+    assert backend(url, tokenizer).server["model_entry"]["listed"] is False
+    script.models = (500, {"error": {"message": "Cache directory not found"}})
+    script.model_known = False
+    with pytest.raises(openai.BackendError) as e:
+        backend(url, tokenizer)
+    assert str(e.value).startswith(f"{url}/models failed (HTTP 500 (Cache directory not found)) and the probe request failed too: ")
+    assert "does not serve model 'm'" in str(e.value)
