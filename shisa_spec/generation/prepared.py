@@ -1,5 +1,6 @@
-"""A memo of what ``loader.prepare`` found (provenance, rendered prompts), so a run served from the
-generation cache imports neither torch nor transformers and never starts CUDA.
+"""A memo of what ``loader.prepare`` found (provenance, rendered prompts, and the token ids the served
+backend asked the tokenizer for), so a run served from the generation cache imports neither torch nor
+transformers and never starts CUDA, in-process or against a server.
 
 The memo is keyed by everything ``prepare`` reads: every file of the local model directory (name,
 size, modification time), the load options, the installed versions of torch, transformers, tokenizers
@@ -15,7 +16,7 @@ import os
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 PACKAGES = ("torch", "transformers", "tokenizers", "jinja2")
 
@@ -81,17 +82,61 @@ class Memo:
         self.path = root / "prepared" / f"{key}.json"
         self.provenance: dict[str, Any] | None = None
         self.rendered: dict[str, str] = {}
+        self.encoded: dict[str, Any] = {}  # encoding_key(text, add_special_tokens) -> token ids; "bos_token" -> str | None
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if isinstance(data.get("provenance"), dict) and isinstance(data.get("rendered"), dict):
                 self.provenance, self.rendered = data["provenance"], data["rendered"]
+                self.encoded = data["encoded"] if isinstance(data.get("encoded"), dict) else {}
         except (OSError, ValueError, AttributeError):
             pass
 
-    def save(self, provenance: dict[str, Any], rendered: dict[str, str]) -> None:
+    def save(self, provenance: dict[str, Any], rendered: dict[str, str], encoded: dict[str, Any] | None = None) -> None:
         self.provenance = provenance
         self.rendered = {**self.rendered, **rendered}
+        self.encoded = {**self.encoded, **(encoded or {})}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"provenance": provenance, "rendered": self.rendered}, ensure_ascii=False), encoding="utf-8")
+        tmp.write_text(json.dumps({"provenance": provenance, "rendered": self.rendered, "encoded": self.encoded}, ensure_ascii=False),
+                       encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+def encoding_key(text: str, add_special_tokens: bool) -> str:
+    return hashlib.sha256(json.dumps([text, add_special_tokens], ensure_ascii=False).encode()).hexdigest()
+
+
+class MemoTokenizer:
+    """The tokenizer as the served backend uses it (``tok(text, add_special_tokens=...)["input_ids"]`` and
+    ``bos_token``), answered from the memo; the real tokenizer (``load()``, which imports transformers) is
+    loaded on the first text the memo lacks, and what it answers is kept in ``new`` for the memo.
+
+    The ids are the real tokenizer's own, recorded on an earlier run with the same memo key (same tokenizer
+    files and library versions), so a fully cached run against a server need not import transformers."""
+
+    def __init__(self, memo: Memo, load: Callable[[], Any]):
+        self.memo = memo
+        self._load = load
+        self.real: Any = None
+        self.new: dict[str, Any] = {}
+
+    def _tokenizer(self) -> Any:
+        if self.real is None:
+            self.real = self._load()
+        return self.real
+
+    @property
+    def bos_token(self) -> str | None:
+        if "bos_token" in self.memo.encoded:
+            return self.memo.encoded["bos_token"]
+        bos = getattr(self._tokenizer(), "bos_token", None)
+        self.new["bos_token"] = bos
+        return bos
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        key = encoding_key(text, add_special_tokens)
+        ids = self.memo.encoded.get(key, self.new.get(key))
+        if ids is None:
+            ids = list(self._tokenizer()(text, add_special_tokens=add_special_tokens)["input_ids"])
+            self.new[key] = ids
+        return {"input_ids": ids}

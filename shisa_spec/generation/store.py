@@ -152,6 +152,7 @@ class OutputStore:
         self._started = False
         self.memo = memo  # prepared.Memo: provenance and rendered prompts without loading the tokenizer
         self._rendered_new: dict[str, str] = {}
+        self._memo_tokenizer: Any = None  # prepared.MemoTokenizer, for the served backend
 
     @property
     def generate_calls(self) -> int:
@@ -221,7 +222,7 @@ class OutputStore:
         if self.engine is None and self.options.openai is not None:
             from shisa_spec.generation.backends.openai import OpenAIBackend
 
-            self.engine = OpenAIBackend(self.options.openai, self._ensure_prepared().tokenizer).connect()
+            self.engine = OpenAIBackend(self.options.openai, self._served_tokenizer()).connect()
         if self.engine is None:
             assert self._load is not None, "a live run needs a loader"
             prepared = self._ensure_prepared()
@@ -243,6 +244,24 @@ class OutputStore:
             else:
                 self.engine = Engine(self.loaded, batch_size=self.options.batch_size, static_cache=self.options.static_cache)
         return self.engine
+
+    def _served_tokenizer(self) -> Any:
+        """The tokenizer for the served backend: through the memo where there is one (a fully cached run then
+        never loads it), else the real one."""
+        if self.memo is None:
+            return self._ensure_prepared().tokenizer
+        from shisa_spec.generation.prepared import MemoTokenizer
+
+        self._memo_tokenizer = MemoTokenizer(self.memo, lambda: self._ensure_prepared().tokenizer)
+        return self._memo_tokenizer
+
+    def _save_encodings(self) -> None:
+        tok = self._memo_tokenizer
+        if tok is not None and tok.new:
+            provenance = self.prepared.provenance if self.prepared is not None else self.memo.provenance
+            if provenance is not None:
+                self.memo.save(provenance, {}, tok.new)
+                tok.new = {}
 
     def _memo_ready(self) -> bool:
         return self.prepared is None and self.memo is not None and self.memo.provenance is not None
@@ -279,6 +298,7 @@ class OutputStore:
         keys: dict[SampleKey, str] = {}
         if self.options.openai is not None:  # the key takes what the server reports, so ask it first
             extra = self._ensure_engine().cache_material()
+            self._save_encodings()  # the probes' encodings: the next fully cached run needs no tokenizer
         else:
             extra = {"engine": ENGINE_VERSION, "batch_size": self.options.batch_size, "static_cache": self.options.static_cache,
                      "engine_kind": self.options.engine_kind(provenance)}
@@ -309,7 +329,10 @@ class OutputStore:
         if todo:
             engine = self._ensure_engine()
             self._emit("generate", total=len(todo), **counts)
-            engine.generate(todo, on_batch=keep)
+            try:
+                engine.generate(todo, on_batch=keep)
+            finally:
+                self._save_encodings()
             self._emit("done", total=len(todo), **counts)
         self._attach_judgements(case_ids)
 

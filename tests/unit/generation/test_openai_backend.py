@@ -259,3 +259,40 @@ def test_a_failing_or_empty_model_list_is_recorded_and_the_probe_decides(server,
         backend(url, tokenizer)
     assert str(e.value).startswith(f"{url}/models failed (HTTP 500 (Cache directory not found)) and the probe request failed too: ")
     assert "does not serve model 'm'" in str(e.value)
+
+
+def test_a_fully_cached_served_run_never_loads_the_tokenizer(server, tmp_path):
+    """The served backend's encodings are kept in the prepared memo: the second, fully cached run connects
+    and probes the server with the recorded ids, and never calls prepare (which imports transformers)."""
+    from shisa_spec.generation import loader
+    from shisa_spec.generation.backends.openai import OpenAIOptions
+    from shisa_spec.generation.cache import GenerationCache
+    from shisa_spec.generation.prepared import Memo, memo_key
+    from shisa_spec.generation.store import OutputStore, RunOptions
+    from shisa_spec.spec.cases import load_suite
+
+    url, script = server
+    opts = loader.LoadOptions(model=str(TINY), device="cpu")
+    calls: list[int] = []
+
+    def prepare():
+        calls.append(1)
+        return loader.prepare(opts)
+
+    def run():
+        cache = GenerationCache(tmp_path / "cache")
+        store = OutputStore(load_suite(), ["en-first-president"], prepare=prepare, load=None, cache=cache,
+                            options=RunOptions(samples=2, openai=OpenAIOptions(url, "m", backoff_s=0.01)),
+                            memo=Memo(cache.root, memo_key(opts)))
+        return store, store.get("en-first-president")
+
+    first, recs = run()
+    assert calls == [1] and [r["from_cache"] for r in recs] == [False, False]
+    posts = len(script.posts)
+    second, again = run()
+    assert calls == [1], "the fully cached run loaded the tokenizer"
+    assert [r["from_cache"] for r in again] == [True, True] and [r["output"] for r in again] == [r["output"] for r in recs]
+    assert len(script.posts) == posts + 3  # it still asked the server what it is (the probes): that is in the key
+    probes = [b for _, b in script.posts if b["max_tokens"] == 12]
+    assert len(probes) == 6 and [b["prompt"] for b in probes[:3]] == [b["prompt"] for b in probes[3:]]  # the recorded ids, sent again
+    assert isinstance(probes[-1]["prompt"], list)
