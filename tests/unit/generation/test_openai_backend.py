@@ -177,14 +177,16 @@ def test_concurrency_bounds_the_requests_in_flight_and_every_sample_has_its_seed
     assert all(out[r.key].output == f"seed {r.seed % 2**31}" for r in reqs)
 
 
-def test_a_refused_penalty_spelling_is_dropped_and_the_other_carries_the_penalty(server, tokenizer):
+@pytest.mark.parametrize("refused,kept", [("repeat_penalty", "repetition_penalty"),  # a vLLM-like server: llama.cpp's spelling is unknown to it
+                                          ("repetition_penalty", "repeat_penalty")])  # a llama.cpp-like server: the other way round
+def test_a_refused_penalty_spelling_is_dropped_and_the_other_carries_the_penalty(server, tokenizer, refused, kept):
     url, script = server
-    script.refuse_fields = {"repeat_penalty"}  # a vLLM-like server: llama.cpp's spelling is unknown to it
+    script.refuse_fields = {refused}
     b = backend(url, tokenizer)
     assert len(b.generate(requests(2))) == 2
     assert b.cache_material()["not_honoured"] == [] and "not honoured" not in b.summary()
     last = script.posts[-1][1]
-    assert "repeat_penalty" not in last and last["repetition_penalty"] == 1.15
+    assert refused not in last and last[kept] == 1.15
 
 
 def test_a_server_refusing_every_penalty_and_top_p_says_so(server, tokenizer):
