@@ -28,6 +28,7 @@ from shisa_spec.generation.transcript import write as write_transcript
 from shisa_spec.generation.backends.openai import BackendError
 from shisa_spec.verdicts import stats
 from shisa_spec.verdicts.aggregate import judged_by_model
+from shisa_spec.verdicts.judge import output_of, sample_key
 
 class SpecCheckFailed(AssertionError):
     """A check judged the output wrong: the only failure a known-failure (xfail) mark expects."""
@@ -326,9 +327,9 @@ def judge(item: SpecItem, records: list[dict[str, Any]], record_property: Any, r
     seen: dict[tuple[str, str, str], checks.Verdict] = {}  # checks are pure: each distinct text is judged once
     verdicts: list[checks.Verdict] = []
     for r in records:
-        key = (r["output"], r["finish_reason"], json.dumps(r.get("judge") or {}, sort_keys=True))
+        key = sample_key(r)
         if key not in seen:
-            seen[key] = checks.run(item.check.check, checks.Output(r["output"], r["finish_reason"], r.get("judge") or {}), item.check.params)
+            seen[key] = checks.run(item.check.check, output_of(r), item.check.params)
         verdicts.append(seen[key])
     for r, v in zip(records, verdicts):
         if "sandbox" in v.evidence:  # the transcript says which jail ran the model's code

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -10,7 +9,7 @@ from shisa_spec.spec import checks
 from shisa_spec.spec.cases import Case, CheckSpec
 from shisa_spec.spec.checks.judge import has_reply
 from shisa_spec.verdicts import stats
-from shisa_spec.verdicts.judge import judge
+from shisa_spec.verdicts.judge import judge, sample_key
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ def judge_samples(case: Case, records: Sequence[dict[str, Any]], marked: dict[st
     seen: dict[tuple[str, str, str], dict[str, checks.Verdict]] = {}  # checks are pure: judge each distinct text once
     per_sample = []
     for rec in records:
-        key = (rec["output"], rec["finish_reason"], json.dumps(rec.get("judge") or {}, sort_keys=True))
+        key = sample_key(rec)
         if key not in seen:
             seen[key] = judge(case, rec)
         per_sample.append(seen[key])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from shisa_spec.spec import checks
@@ -19,9 +20,20 @@ def record_conditions(case: Case, record: dict[str, Any] | None) -> dict[str, st
     }
 
 
+def output_of(record: dict[str, Any]) -> checks.Output:
+    """What a check sees of a record: the output, why it ended, and the judge replies it holds.
+    The pytest front end and the gate both build it here, so they cannot judge different things."""
+    return checks.Output(record["output"], record["finish_reason"], record.get("judge") or {})
+
+
+def sample_key(record: dict[str, Any]) -> tuple[str, str, str]:
+    """Records with equal keys get equal verdicts (checks are pure): judge each distinct one once."""
+    return record["output"], record["finish_reason"], json.dumps(record.get("judge") or {}, sort_keys=True)
+
+
 def judge(case: Case, record: dict[str, Any]) -> dict[str, checks.Verdict]:
     """Every check of the case on the record's output (and the judge replies it holds); a check that raises counts as failed."""
-    out = checks.Output(record["output"], record["finish_reason"], record.get("judge") or {})
+    out = output_of(record)
     verdicts = {}
     for spec in case.checks:
         try:
