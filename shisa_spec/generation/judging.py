@@ -62,19 +62,16 @@ class Judge:
         if self.backend is not None:
             return
         o = self.options
-        if o.base_url and o.endpoint == "chat":
+        if o.base_url:
             from shisa_spec.generation.backends.openai import OpenAIBackend, OpenAIOptions
 
-            self.backend = OpenAIBackend(OpenAIOptions(o.base_url, o.model, o.api_key_env, endpoint="chat"), None).connect()
-            self.identity = {"served": self.backend.cache_material()}
-        elif o.base_url:
-            from shisa_spec.generation.backends.openai import OpenAIBackend, OpenAIOptions
-
-            prepared = loader.prepare(loader.LoadOptions(model=o.tokenizer or o.model, device="cpu"))
-            self.tokenizer = prepared.tokenizer
-            self.backend = OpenAIBackend(OpenAIOptions(o.base_url, o.model, o.api_key_env), self.tokenizer).connect()
-            self.identity = {"tokenizer": prepared.provenance.get("tokenizer"), "chat_template": prepared.provenance.get("chat_template"),
-                             "served": self.backend.cache_material()}
+            local: dict[str, Any] = {}  # the chat endpoint renders on the server: no tokenizer here
+            if o.endpoint != "chat":
+                prepared = loader.prepare(loader.LoadOptions(model=o.tokenizer or o.model, device="cpu"))
+                self.tokenizer = prepared.tokenizer
+                local = {"tokenizer": prepared.provenance.get("tokenizer"), "chat_template": prepared.provenance.get("chat_template")}
+            self.backend = OpenAIBackend(OpenAIOptions(o.base_url, o.model, o.api_key_env, endpoint=o.endpoint), self.tokenizer).connect()
+            self.identity = {**local, "served": self.backend.cache_material()}
         else:
             lopts = loader.LoadOptions(model=o.model, device=o.device)
             prepared = loader.prepare(lopts)

@@ -257,11 +257,9 @@ class OutputStore:
 
     def _save_encodings(self) -> None:
         tok = self._memo_tokenizer
-        if tok is not None and tok.new:
-            provenance = self.prepared.provenance if self.prepared is not None else self.memo.provenance
-            if provenance is not None:
-                self.memo.save(provenance, {}, tok.new)
-                tok.new = {}
+        if tok is not None and tok.new:  # new encodings came from the real tokenizer, or the memo already had a provenance
+            self.memo.save(self._provenance(), {}, tok.new)
+            tok.new = {}
 
     def _memo_ready(self) -> bool:
         return self.prepared is None and self.memo is not None and self.memo.provenance is not None

@@ -77,16 +77,14 @@ class OpenAIBackend:
         self.server: dict[str, Any] = {}
         self.seeds = "unknown"  # "honoured", "ignored", or "unknown" (no sampled probe possible)
         self.prompt_token_mismatch: str | None = None
-        self.prompt_as = "ids"  # token ids where the server takes them (vLLM, SGLang, llama.cpp); else "text"
         if options.endpoint not in ENDPOINTS:
             raise BackendError(f"--endpoint {options.endpoint}: expected one of {', '.join(ENDPOINTS)}")
         self.chat = options.endpoint == "chat"
         if tokenizer is None and not self.chat:
             raise BackendError("/v1/completions needs the model's tokenizer to render prompts (--model, or --judge-tokenizer for a judge)")
         self.path = "/chat/completions" if self.chat else "/completions"
-        if self.chat:
-            self.prompt_as = "messages"
-        self.requests_sent = 0
+        # the chat endpoint sends messages; completions sends token ids where the server takes them (vLLM, SGLang, llama.cpp), else "text"
+        self.prompt_as = "messages" if self.chat else "ids"
         self.retried = 0
         self._lock = threading.Lock()
 
@@ -202,14 +200,13 @@ class OpenAIBackend:
 
     # ---- one request ----
 
-    def _prompt(self, rendered: str) -> list[int] | str:
-        """The rendered prompt as the server should see it.
+    def _prompt(self, rendered: str, exact: list[int]) -> list[int] | str:
+        """The rendered prompt (whose ids are ``exact``) as the server should see it.
 
         Token ids are exact. A server that takes only text tokenizes it with special tokens on: a
         rendered prompt that already starts with BOS is sent without it where that re-tokenizes to
         the same ids, else as it is (the server then adds a second BOS; the token count check says so).
         """
-        exact = self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
         if self.prompt_as == "ids":
             return exact
         bos = getattr(self.tokenizer, "bos_token", None)
@@ -217,7 +214,7 @@ class OpenAIBackend:
             return rendered[len(bos):]
         return rendered
 
-    def _body(self, req: Request) -> dict[str, Any]:
+    def _body(self, req: Request, ids: list[int] | None) -> dict[str, Any]:
         s = req.settings
         body: dict[str, Any] = {"model": self.options.served_model, "max_tokens": s.max_new_tokens, "stream": False}
         if self.chat:
@@ -225,7 +222,7 @@ class OpenAIBackend:
                 raise BackendError(f"case {req.case_id!r} has no chat messages to send to {self.base}/chat/completions")
             body["messages"] = [{"role": role, "content": content} for role, content in req.messages]
         else:
-            body["prompt"] = self._prompt(req.rendered)
+            body["prompt"] = self._prompt(req.rendered, ids)
         temperature = s.temperature if s.do_sample else 0.0
         top_p = s.top_p if s.do_sample else 1.0
         if self.dialect == "transformers":
@@ -245,12 +242,11 @@ class OpenAIBackend:
 
     def _complete(self, req: Request) -> Result:
         start = time.perf_counter()
+        # the rendered prompt's ids, encoded once: sent (completions) and counted against the server's count
+        ids = self.tokenizer(req.rendered, add_special_tokens=False)["input_ids"] if self.tokenizer is not None else None
         while True:
-            body = self._body(req)
+            body = self._body(req, ids)
             try:
-                if req.case_id != "_probe":
-                    with self._lock:
-                        self.requests_sent += 1
                 data, _ = self._call("POST", self.path, body)
                 break
             except _HTTPStatus as e:
@@ -276,7 +272,7 @@ class OpenAIBackend:
         usage = data.get("usage") or {}
         server_prompt = usage.get("prompt_tokens")
         # no local tokenizer (a chat-endpoint judge): the server's count is the only one
-        local_prompt = len(self.tokenizer(req.rendered, add_special_tokens=False)["input_ids"]) if self.tokenizer is not None else int(server_prompt or 0)
+        local_prompt = len(ids) if ids is not None else int(server_prompt or 0)
         if isinstance(server_prompt, int) and server_prompt != local_prompt and self.prompt_token_mismatch is None and req.case_id != "_probe":
             what = "the server's chat template gave" if self.chat else "the server counted"
             self.prompt_token_mismatch = f"case {req.case_id}: {what} {server_prompt} prompt tokens, the local rendering {local_prompt}"

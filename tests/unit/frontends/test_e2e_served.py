@@ -78,6 +78,14 @@ def spec(tmp: Path, url: str, *args: str, name: str = "t.jsonl", cache: str = "c
     return proc, transcript
 
 
+def replay(transcript: Path, *args: str) -> subprocess.CompletedProcess:
+    """The spec judging a transcript (no model, no server)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "spec" / "test_spec.py"), "-m", "gpu", "-rA", "-q",
+         "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--replay", str(transcript), *args],
+        cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300)
+
+
 def outcomes(stdout: str) -> dict[str, str]:
     out = {}
     for line in stdout.splitlines():
@@ -128,11 +136,8 @@ def test_whole_spec_through_transformers_serve(full, server):
 
 def test_replaying_the_served_transcript_gives_the_same_verdicts(full):
     tmp, proc, transcript = full
-    replay = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "spec" / "test_spec.py"), "-m", "gpu", "-rA", "-q",
-         "-p", "no:cacheprovider", "--rootdir", str(ROOT), "--replay", str(transcript)],
-        cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300)
-    assert outcomes(replay.stdout) == outcomes(proc.stdout_text), replay.stdout[-2000:]
+    replayed = replay(transcript)
+    assert outcomes(replayed.stdout) == outcomes(proc.stdout_text), replayed.stdout[-2000:]
 
 
 def test_second_run_against_the_same_server_is_served_from_the_cache(full, server):
@@ -319,9 +324,6 @@ def test_a_served_judge_grades_the_judge_check_and_a_replay_needs_no_judge(serve
         entry = r["judge"][judge_key(rubric)]
         assert entry["model"] == str(TINY) and entry["base_url"] == server.url and entry["endpoint"] == endpoint and isinstance(entry["reply"], str)
         assert rubric in entry["prompt"] and r["output"].strip()[:40] in entry["prompt"]
-    replay = subprocess.run(
-        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "spec" / "test_spec.py"), "-m", "gpu", "-rA", "-q", "-p", "no:cacheprovider",
-         "--rootdir", str(ROOT), "--replay", str(transcript), "-k", case.id, "--report", str(tmp_path / "r.html")],
-        cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300)
-    assert outcomes(replay.stdout) == got, replay.stdout[-2000:]
+    replayed = replay(transcript, "-k", case.id, "--report", str(tmp_path / "r.html"))
+    assert outcomes(replayed.stdout) == got, replayed.stdout[-2000:]
     assert f"Judge (model-graded checks): {TINY} at {server.url}, judge prompt v1, 2 replies" in (tmp_path / "r.html").read_text(encoding="utf-8")
